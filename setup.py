@@ -30,6 +30,7 @@ def _extensions() -> list[Any]:
     exts = [
         Extension(f"kmesh._fastpath._{name}_c", [f"kmesh/_fastpath/_{name}_c.pyx"])
         for name in FASTPATH_MODULES
+        if os.path.exists(f"kmesh/_fastpath/_{name}_c.pyx")
     ]
     return list(cythonize(exts, compiler_directives={"language_level": "3"}, quiet=True))
 
