@@ -8,11 +8,13 @@ the store publishes one :class:`ChangeEvent` per changed resource, in commit ord
 Rules every implementation keeps (the contract suite in ``tests/unit/store`` checks them):
 - ``version`` starts at 1 on create and grows by 1 on each update; an update or delete with
   ``expected_version`` set fails with ``Conflict`` when the stored version differs.
-- A mesh-scoped resource needs its Mesh to exist (already, or earlier in the same commit), else
-  ``InvalidReference``; an owned resource likewise needs its owner.
+- A mesh-scoped resource needs its Mesh (the key ``("Mesh", mesh)``, zone ``""``) to exist (already, or
+  earlier in the same commit), else ``InvalidReference``; an owned resource likewise needs its owner.
 - Deleting a resource deletes, in the same commit, every resource it owns, transitively; deleting a
   Mesh deletes every resource in that mesh.
 - ``creation_time`` is kept across updates; ``modification_time`` changes on each update.
+- A commit that changes nothing (only no-op upserts, ``missing_ok`` deletes of missing keys) does not
+  advance ``revision`` and publishes no event.
 - A watcher that falls too far behind gets one ``ChangeEvent`` with ``kind=RESYNC`` instead of the
   events it missed, and must list again.
 """
@@ -167,6 +169,11 @@ class ResourceStore(Protocol):
 
     async def close(self) -> None:
         """Finish in-flight commits, end every watch, release files and connections."""
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """Counters since the store was opened (commits, writes by kind, conflicts, events published,
+        watchers resynced, ...), for metrics."""
         ...
 
 
