@@ -1,11 +1,19 @@
-"""kmesh's resource model: the descriptor table, the resource envelope and every type's spec.
+"""kmesh's resource model: the descriptor table, the resource envelope, every type's spec and the codec.
 
-Sans-IO: nothing here imports asyncio or socket.
+Sans-IO: nothing here imports asyncio or socket. The spec structs live in ``kmesh.model.types``.
 """
 
 from __future__ import annotations
 
 from kmesh.model import types as _types  # noqa: F401 - registers every resource type
+from kmesh.model._codec import (
+    decode_spec,
+    encode_spec,
+    new_resource,
+    parse_resource,
+    to_document,
+    validate_resource,
+)
 from kmesh.model._descriptor import (
     KdsDirection,
     ResourceDescriptor,
@@ -16,6 +24,7 @@ from kmesh.model._descriptor import (
     descriptor,
     register,
 )
+from kmesh.model._duration import format_duration, parse_duration
 from kmesh.model._resource import (
     LABEL_ORIGIN,
     LABEL_PROTOCOL,
@@ -26,6 +35,7 @@ from kmesh.model._resource import (
     ResourceKey,
     Spec,
 )
+from kmesh.model._yaml import load_documents
 
 __all__ = [
     "LABEL_ORIGIN",
@@ -42,6 +52,15 @@ __all__ = [
     "all_descriptors",
     "by_cli_name",
     "by_path",
+    "decode_spec",
     "descriptor",
+    "encode_spec",
+    "format_duration",
+    "load_documents",
+    "new_resource",
+    "parse_duration",
+    "parse_resource",
     "register",
+    "to_document",
+    "validate_resource",
 ]

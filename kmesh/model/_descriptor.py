@@ -45,7 +45,9 @@ class ResourceDescriptor:
     are kmeshctl's names (``get meshtrafficpermission NAME`` / ``get meshtrafficpermissions``);
     ``flat`` types use Kuma's legacy form with spec fields beside ``type``/``name`` instead of under
     ``spec``; ``read_only`` types are written by control planes only, never through the API;
-    ``policy`` marks targetRef policies (the columns kmeshctl shows and the zone API's refusal).
+    ``policy`` marks targetRef policies (the columns kmeshctl shows and the zone API's refusal);
+    ``kds_to_other_zones`` marks a zone-to-global type that the global also sends on to every *other*
+    zone (ZoneIngress: each zone must know the other zones' ingresses to route cross-zone traffic).
     """
 
     name: str
@@ -59,6 +61,7 @@ class ResourceDescriptor:
     read_only: bool = False
     flat: bool = False
     policy: bool = False
+    kds_to_other_zones: bool = False
 
     @property
     def mesh_scoped(self) -> bool:

@@ -8,6 +8,7 @@ stored".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Final, final
 
@@ -30,12 +31,25 @@ LABEL_ZONE: Final = "kuma.io/zone"
 LABEL_ORIGIN: Final = "kuma.io/origin"
 
 
-class Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"):
+class Spec(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel", omit_defaults=True
+):
     """Base of every resource spec and of every struct inside one.
 
     Field names are snake_case in Python and camelCase on the wire, as in Kuma's YAML. Subclasses must
     repeat ``kw_only=True`` and ``forbid_unknown_fields=True``: msgspec does not inherit those options.
+    Fields equal to their default are left out when encoding (``omit_defaults``), so documents and stored
+    specs carry only what was set, as Kuma's ``omitempty`` fields do.
     """
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Rules this struct breaks beyond what its field types already enforce.
+
+        Yields ``(field, reason)`` with ``field`` relative to this struct in wire names (``"port"``,
+        ``"backends[1].name"``, ``""`` for the struct as a whole). Nested structs report their own
+        problems; the validator in ``kmesh.model._validate`` walks the tree and prefixes the paths.
+        """
+        return iter(())
 
 
 @final
