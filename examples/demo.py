@@ -63,7 +63,8 @@ def main() -> int:
             kmeshctl(config, "get", *args)
         kmeshctl(config, "version")
         status = cp.stop()
-    print(f"\nkmesh-cp stopped (exit status {status}); its store and log are in {DEMO_DIR.relative_to(ROOT)}/")
+    where = DEMO_DIR.relative_to(ROOT)
+    print(f"\nkmesh-cp stopped (exit status {status}); its store and log are in {where}/")
     return 0 if status == 0 else 1
 
 
