@@ -21,6 +21,7 @@ The constructor enforces what it can of these rules on the union it is given.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final, Generic, TypeVar, final
 
 import msgspec
@@ -54,8 +55,12 @@ def _shorten(text: str) -> str:
     return f"{text[:head]}...({len(text) - head - tail} chars cut)...{text[-tail:]}"
 
 
+@functools.cache
 def _struct_members(message_type: Any) -> tuple[type[msgspec.Struct], ...]:
-    """Return the Struct classes of ``message_type``; raise ``TypeError`` if a rule above is broken."""
+    """Return the Struct classes of ``message_type``; raise ``TypeError`` if a rule above is broken.
+
+    Cached: inspecting a union costs milliseconds, and every connection builds a codec for the same one.
+    """
     info = msgspec.inspect.type_info(message_type)
     members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
     classes: list[type[msgspec.Struct]] = []
@@ -75,6 +80,12 @@ def _struct_members(message_type: Any) -> tuple[type[msgspec.Struct], ...]:
     return tuple(classes)
 
 
+@functools.cache
+def _decoder_for(message_type: Any) -> msgspec.msgpack.Decoder[Any]:
+    # Decoders are immutable and thread-safe, so one per union serves every connection.
+    return msgspec.msgpack.Decoder(message_type)
+
+
 @final
 class MessageCodec(Generic[T]):
     """Encodes messages of one tagged union into frames and decodes received bytes back into messages.
@@ -92,7 +103,7 @@ class MessageCodec(Generic[T]):
     def __init__(self, message_type: Any, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self._classes = _struct_members(message_type)
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(message_type)
+        self._decoder: msgspec.msgpack.Decoder[T] = _decoder_for(message_type)
         self._frames = FrameDecoder(max_frame_bytes)
         self._error: RemoteProtocolError | None = None
 
