@@ -87,9 +87,21 @@ class ApiServerConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields
 class KdsConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "0.0.0.0"  # the global's KDS listener; zones authenticate with tokens over TLS
     port: Port = DEFAULT_KDS_PORT
+    # Global: the KDS server certificate and key (PEM files). Unset: one is generated on first start, kept
+    # in the store, and its certificate written beside the SQLite file as kds-ca.pem for zones to trust.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # Global: refuse zones without a valid zone token. Switch off only for development.
+    require_zone_token: bool = True
+    heartbeat_interval_s: Annotated[float, msgspec.Meta(gt=0, description="a number of seconds > 0")] = 5.0
     global_address: str | None = None  # zone mode: kds://HOST:PORT of the global
+    # Zone: how to trust the global's certificate: a CA file, or (development only) no verification.
     skip_verify: bool = False
     ca_file: str | None = None
+    # Zone: the name checked against the global's certificate; default: the host of global_address.
+    server_name: str | None = None
+    # Zone: the file holding the zone token made by `kmeshctl generate zone-token` on the global.
+    token_file: str | None = None
 
 
 @final
@@ -127,11 +139,15 @@ class CpConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    """A command-line flag that sets one setting; ``main`` builds its argparse options from ``FLAGS``."""
+    """A command-line flag that sets one setting; ``main`` builds its argparse options from ``FLAGS``.
+
+    A ``switch`` takes no value: giving it sets the (boolean) setting to true.
+    """
 
     flag: str
     setting: str
     help: str
+    switch: bool = False
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -142,6 +158,16 @@ FLAGS: tuple[Flag, ...] = (
         "--kds-global-address", "kds.global_address", "the global's KDS address, kds://HOST:PORT (zone mode)"
     ),
     Flag("--kds-port", "kds.port", "KDS listener port (global mode)"),
+    Flag("--kds-tls-cert-file", "kds.tls_cert_file", "KDS server certificate, PEM (global mode)"),
+    Flag("--kds-tls-key-file", "kds.tls_key_file", "KDS server private key, PEM (global mode)"),
+    Flag("--kds-ca-file", "kds.ca_file", "CA that signed the global's KDS certificate (zone mode)"),
+    Flag(
+        "--kds-skip-verify",
+        "kds.skip_verify",
+        "do not verify the global's KDS certificate (zone mode; development only)",
+        switch=True,
+    ),
+    Flag("--kds-token-file", "kds.token_file", "file holding this zone's zone token (zone mode)"),
     Flag("--dp-port", "dp_server.port", "DP server port (zone and standalone modes)"),
     Flag("--api-host", "api_server.host", "address the HTTP API binds to"),
     Flag("--api-port", "api_server.port", "HTTP API port (0: any free port)"),
@@ -321,6 +347,10 @@ def _validate(config: CpConfig) -> None:
         )
     if config.kds.global_address:
         parse_kds_address(config.kds.global_address)
+    if (config.kds.tls_cert_file is None) != (config.kds.tls_key_file is None):
+        raise ConfigError("kds.tls_cert_file and kds.tls_key_file: set both or neither")
+    if config.kds.skip_verify and config.kds.ca_file:
+        raise ConfigError("kds.skip_verify and kds.ca_file: choose one way to trust the global, not both")
     if not config.instance_id.strip():
         raise ConfigError("instance_id: must not be blank")
     if not config.api_server.host:

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in FLAGS:
         # Values stay strings here: load_config checks them against the setting's type, with one message
         # format for flags, variables and file keys alike.
+        if flag.switch:
+            parser.add_argument(
+                flag.flag, dest=_dest(flag.setting), action="store_const", const="true", help=flag.help
+            )
+            continue
         metavar = flag.setting.rsplit(".", 1)[-1].upper()
         parser.add_argument(flag.flag, dest=_dest(flag.setting), metavar=metavar, help=flag.help)
     return parser
