@@ -1,12 +1,16 @@
-"""Helpers shipped for users' and kmesh's own tests: free ports and real ``kmesh-cp`` processes.
+"""Helpers shipped for users' and kmesh's own tests: free ports, real ``kmesh-cp`` processes, and a
+fault-injecting TCP proxy.
 
 ``CpProcess`` runs a control plane as a subprocess with a private data dir and a free API port and waits
-until it serves; ``run_cp`` runs the command to completion; ``free_port`` finds a port nothing listens on.
+until it serves; ``run_cp`` runs the command to completion; ``free_port`` finds a port nothing listens on;
+``FaultProxy`` sits between two peers on loopback and cuts, blocks, delays or throttles what passes, for
+partition and slow-link tests.
 """
 
 from __future__ import annotations
 
 from kmesh.testing._ports import free_port
 from kmesh.testing._process import CpProcess, CpProcessError, cp_env, run_cp
+from kmesh.testing.faultproxy import FaultProxy, FaultProxyStats
 
-__all__ = ["CpProcess", "CpProcessError", "cp_env", "free_port", "run_cp"]
+__all__ = ["CpProcess", "CpProcessError", "FaultProxy", "FaultProxyStats", "cp_env", "free_port", "run_cp"]

@@ -14,7 +14,7 @@ import pytest
 import kmesh
 
 PACKAGE_ROOT = Path(kmesh.__file__).resolve().parent
-SANS_IO = ("model", "wire", "pki")
+SANS_IO = ("model", "wire", "pki", "tokens")
 FORBIDDEN = frozenset({"asyncio", "socket"})
 
 
