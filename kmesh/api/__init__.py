@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from kmesh.api._middleware import RequestStats
+from kmesh.api._resources import DELETE_REFUSED, DeleteGuard
 from kmesh.api._responses import ApiError, json_response, map_exception
 from kmesh.api._routes import Action, ResourceRoute, resource_routes
 from kmesh.api._server import STATS_KEY, ApiServer, build_app
+from kmesh.api._tokens import DEFAULT_VALID_FOR, ZONE_TOKEN_PATH, ZONE_TOKEN_SCOPES, ZoneTokenIssuer
 
 __all__ = [
+    "DEFAULT_VALID_FOR",
+    "DELETE_REFUSED",
     "STATS_KEY",
+    "ZONE_TOKEN_PATH",
+    "ZONE_TOKEN_SCOPES",
     "Action",
     "ApiError",
     "ApiServer",
+    "DeleteGuard",
     "RequestStats",
     "ResourceRoute",
+    "ZoneTokenIssuer",
     "build_app",
     "json_response",
     "map_exception",

@@ -1,7 +1,9 @@
 """The resource endpoints: list, get, put and delete of any type in the descriptor table.
 
 Rules:
-- Documents in and out are Kuma's REST shape (``kmesh.model.to_document`` / ``parse_resource``).
+- Documents in and out are Kuma's REST shape (``kmesh.model.to_document`` / ``parse_resource``). A copy
+  synced from a zone always shows its zone of origin as the ``kuma.io/zone`` label, even if the sender
+  left it out: the zone is part of its identity, and ``kmeshctl get`` reads the ZONE column from it.
 - PUT creates (201) or replaces (200) and answers with what was stored. A replace carries the version it
   read, so a concurrent writer is detected by the store; the loser re-reads and retries once (the body is
   a full replacement, so retrying is what the caller meant), then gives up with 409.
@@ -10,9 +12,16 @@ Rules:
   plane is meant, or else the only zone copy there is (400 naming ``zone`` when several zones have one).
 - A missing mesh is reported as such (404 naming the mesh) so a typo in the mesh is not mistaken for an
   empty one. Store errors propagate to the error middleware, the one place they become statuses.
+- A DELETE that passed every other check asks the control plane's delete guard last, with the key of the
+  resource it is about to delete (zone of origin included). A violation refuses it with 400
+  ``could not delete``: a global refuses to delete a Zone whose CP is still connected, as Kuma's
+  ``ZoneManager`` does, and deletes a disconnected one with everything it owns (the store's cascade).
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -20,20 +29,34 @@ from kmesh.api._query import next_page_url, parse_list_query, parse_zone
 from kmesh.api._responses import ApiError, json_response
 from kmesh.api._writes import Mode, decode_body, reconcile_identity, write_refusal
 from kmesh.errors import AlreadyExists, Conflict, FieldViolation, NotFound
-from kmesh.model import Resource, ResourceDescriptor, ResourceKey, parse_resource, to_document
+from kmesh.model import LABEL_ZONE, Resource, ResourceDescriptor, ResourceKey, parse_resource, to_document
 from kmesh.store import ResourceStore
 
-__all__ = ["ResourceEndpoints"]
+__all__ = ["DELETE_REFUSED", "DeleteGuard", "ResourceEndpoints"]
 
 _MESH = "Mesh"
+DELETE_REFUSED = "could not delete"
+
+# Why the resource with this key must not be deleted now, or None to let the delete go ahead.
+DeleteGuard = Callable[[ResourceKey], Awaitable[FieldViolation | None]]
+
+
+def _document(resource: Resource) -> dict[str, Any]:
+    """The REST document of ``resource``, with its zone of origin among its labels."""
+    doc = to_document(resource)
+    zone = resource.meta.zone
+    if zone and doc.get("labels", {}).get(LABEL_ZONE) != zone:
+        doc["labels"] = {**doc.get("labels", {}), LABEL_ZONE: zone}
+    return doc
 
 
 class ResourceEndpoints:
     """Request handlers over one store; each takes the request and the descriptor of its route."""
 
-    def __init__(self, store: ResourceStore, mode: Mode) -> None:
+    def __init__(self, store: ResourceStore, mode: Mode, *, delete_guard: DeleteGuard | None = None) -> None:
         self._store = store
         self._mode = mode
+        self._delete_guard = delete_guard
 
     async def list(self, request: web.Request, desc: ResourceDescriptor) -> web.Response:
         """One page of ``desc`` resources: in the URL's mesh, or everywhere when the URL names none."""
@@ -53,7 +76,7 @@ class ResourceEndpoints:
         return json_response(
             {
                 "total": page.total,
-                "items": [to_document(r) for r in page.items],
+                "items": [_document(r) for r in page.items],
                 "next": next_page_url(request.url, page.next_offset, query.size),
             }
         )
@@ -61,7 +84,7 @@ class ResourceEndpoints:
     async def get(self, request: web.Request, desc: ResourceDescriptor) -> web.Response:
         mesh, name = self._identity(request, desc)
         resource = await self._locate(desc, mesh, name, parse_zone(request.query.items()))
-        return json_response(to_document(resource))
+        return json_response(_document(resource))
 
     async def put(self, request: web.Request, desc: ResourceDescriptor) -> web.Response:
         mesh, name = self._identity(request, desc)
@@ -80,6 +103,15 @@ class ResourceEndpoints:
         if refusal is not None:
             raise refusal
         resource = await self._locate(desc, mesh, name, parse_zone(request.query.items()))
+        if self._delete_guard is not None:
+            violation = await self._delete_guard(resource.key)
+            if violation is not None:
+                raise ApiError(
+                    400,
+                    DELETE_REFUSED,
+                    f"{violation.field}: {violation.reason}",
+                    invalid_parameters=[violation],
+                )
         try:
             await self._store.delete(resource.key)
         except NotFound:

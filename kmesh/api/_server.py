@@ -6,6 +6,9 @@ Rules:
 - ``stop()`` is graceful: the listening socket closes first, in-flight requests get
   ``shutdown_timeout_s`` to finish, then idle keep-alive connections are closed.
 - aiohttp's own access log is off; the access middleware logs one structured line per request instead.
+- The control plane's own behaviour comes in through keyword hooks, so this package knows nothing of KDS
+  or keys: ``delete_guard`` (may refuse a DELETE, see ``_resources``) and ``zone_token_issuer`` (signs
+  ``POST /tokens/zone``, see ``_tokens``; a global passes one, a zone CP must not).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from aiohttp import web
 
 from kmesh.api._insight import FixedEndpoints
 from kmesh.api._middleware import RequestStats, access_middleware, error_middleware
-from kmesh.api._resources import ResourceEndpoints
+from kmesh.api._resources import DeleteGuard, ResourceEndpoints
 from kmesh.api._routes import Action, resource_routes
+from kmesh.api._tokens import ZONE_TOKEN_PATH, ZoneTokenEndpoint, ZoneTokenIssuer
 from kmesh.api._writes import Mode, parse_mode
 from kmesh.errors import ConfigError
 from kmesh.model import ResourceDescriptor
@@ -49,14 +53,21 @@ def build_app(
     zone: str | None = None,
     config_dump: Mapping[str, Any] | None = None,
     stats: RequestStats | None = None,
+    delete_guard: DeleteGuard | None = None,
+    zone_token_issuer: ZoneTokenIssuer | None = None,
 ) -> web.Application:
-    """The API as an aiohttp application. Raises ConfigError for an unknown mode or a zone CP without a zone.
+    """The API as an aiohttp application.
 
     ``stats`` collects request counters (a fresh one when None); it is also at ``app[STATS_KEY]``.
+    ``delete_guard`` is asked before every DELETE; ``zone_token_issuer`` serves ``POST /tokens/zone``
+    (without one that route answers 404). Raises ConfigError for an unknown mode, a zone CP without a
+    zone, or a zone CP given a zone token issuer (only the global signs zone tokens).
     """
     parsed = parse_mode(mode)
     if parsed is Mode.ZONE and not zone:
         raise ConfigError("a zone control plane's API needs its zone name")
+    if parsed is Mode.ZONE and zone_token_issuer is not None:
+        raise ConfigError("a zone control plane does not issue zone tokens; only the global signs them")
     stats = stats if stats is not None else RequestStats()
     app = web.Application(
         middlewares=[access_middleware(stats), error_middleware], client_max_size=MAX_BODY_BYTES
@@ -66,7 +77,8 @@ def build_app(
     app.router.add_get("/", fixed.index)
     app.router.add_get("/global-insight", fixed.global_insight)
     app.router.add_get("/config", fixed.config)
-    endpoints = ResourceEndpoints(store, parsed)
+    app.router.add_post(ZONE_TOKEN_PATH, ZoneTokenEndpoint(zone_token_issuer).generate)
+    endpoints = ResourceEndpoints(store, parsed, delete_guard=delete_guard)
     actions: dict[Action, Endpoint] = {
         Action.LIST: endpoints.list,
         Action.LIST_ALL_MESHES: endpoints.list,
@@ -94,10 +106,19 @@ class ApiServer:
         zone: str | None = None,
         config_dump: Mapping[str, Any] | None = None,
         shutdown_timeout_s: float = 10.0,
+        delete_guard: DeleteGuard | None = None,
+        zone_token_issuer: ZoneTokenIssuer | None = None,
     ) -> None:
         self._stats = RequestStats()
         self._app = build_app(
-            store, mode=mode, instance_id=instance_id, zone=zone, config_dump=config_dump, stats=self._stats
+            store,
+            mode=mode,
+            instance_id=instance_id,
+            zone=zone,
+            config_dump=config_dump,
+            stats=self._stats,
+            delete_guard=delete_guard,
+            zone_token_issuer=zone_token_issuer,
         )
         self._host = host
         self._requested_port = port

@@ -130,27 +130,53 @@ class ApiClient:
         """PUT ``body`` as JSON; 201 means created, 200 updated. Raises ApiError, CpUnreachable."""
         return self.request("PUT", path, body=body)
 
-    def delete(self, path: str) -> Response:
+    def delete(self, path: str, query: dict[str, str] | None = None) -> Response:
         """DELETE ``path``. Raises ApiError (404 when it does not exist), CpUnreachable."""
-        return self.request("DELETE", path)
+        return self.request("DELETE", path, query=query)
+
+    def post_text(self, path: str, body: Any) -> str:
+        """POST ``body`` as JSON to an endpoint that answers ``text/plain`` (a token); returns that text.
+
+        Raises ApiError, CpUnreachable, BadResponse (a 2xx that is not text).
+        """
+        _, content_type, raw = self._send("POST", path, query=None, body=body, accept="text/plain")
+        if content_type != "text/plain":
+            raise BadResponse(
+                f"the control plane at {self.address} answered POST {path} with {content_type or 'no'} "
+                "content instead of text; is this the address of a kmesh control plane API?"
+            )
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadResponse(
+                f"the control plane at {self.address} answered POST {path} with non-UTF-8 text"
+            ) from None
 
     def request(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None
     ) -> Response:
+        status, _, raw = self._send(method, path, query=query, body=body, accept="application/json")
+        return Response(status, self._decode(method, path, raw))
+
+    def _send(
+        self, method: str, path: str, *, query: dict[str, str] | None, body: Any, accept: str
+    ) -> tuple[int, str, bytes]:
+        """One request: the status, the media type (without parameters) and the body of a 2xx answer."""
         url = self.address + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/json")
+        req.add_header("Accept", accept)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
             with self._opener.open(req, timeout=self.timeout_s) as resp:
                 status, raw = resp.status, resp.read()
+                content_type = resp.headers.get_content_type() if resp.headers.get("Content-Type") else ""
         except urllib.error.HTTPError as exc:
             raise ApiError.from_body(exc.code, exc.reason, exc.read()) from None
         except (OSError, http.client.HTTPException) as exc:
             raise CpUnreachable(self._unreachable(exc)) from None
-        return Response(status, self._decode(method, path, raw))
+        return status, content_type, raw
 
     def _decode(self, method: str, path: str, raw: bytes) -> Any:
         if not raw.strip():

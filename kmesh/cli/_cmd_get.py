@@ -3,30 +3,39 @@
 - ``get TYPE`` lists (plural or singular name), ``get TYPE NAME`` shows one; ``-m/--mesh`` picks the mesh of
   mesh-scoped types (default ``default``), ``-o table|yaml|json``, ``--size``/``--offset`` page a listing.
 - ``delete TYPE NAME [-m MESH]`` prints ``deleted Mesh "x"``; a missing resource is the server's 404.
+- ``-z/--zone Z`` (both verbs) picks resources synced from zone ``Z``: on a global control plane two zones
+  may each have sent a ``web-1``, and the API serves them apart with ``?zone=``.
 
 Rules:
-- Type names and paths come from the descriptor table (``_types``); columns from ``_columns``.
+- Type names and paths come from the descriptor table (``_types``); columns from ``_render``.
 - A table of a listing that has more pages ends with the command that shows the rest, as kumactl's does.
-- Types a presentation joins (a Zone's ZoneInsight) are fetched only for tables, and a control plane that
-  does not serve the joined type (404) is not an error: the columns just show what is known.
+- Types a presentation joins (a Zone's ZoneInsight) are fetched only for tables (``_fetch``).
+- A delete the control plane refuses for a reason of its own (a Zone whose CP is still connected) prints
+  that reason alone, ``Error: zone: unable to delete Zone, ...``, exactly as the server words it.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Final
 
-from kmesh.cli._client import ApiClient, ApiError, BadResponse
+from kmesh.cli._client import ApiError, BadResponse
+from kmesh.cli._fetch import fetch_joined, listing, next_offset
 from kmesh.cli._render import OUTPUT_FORMATS, Doc, presentation_for, render
 from kmesh.cli._session import Session
 from kmesh.cli._types import collection_path, item_path, resolve_type
-from kmesh.model import ResourceDescriptor, descriptor
+from kmesh.errors import KmeshError
 
-__all__ = ["register"]
+__all__ = ["DeleteRefused", "register"]
 
 DEFAULT_MESH = "default"
+# The title of the API's 400 for a delete its control plane refuses (kmesh.api's DELETE_REFUSED).
+DELETE_REFUSED_TITLE: Final = "could not delete"
+
+
+class DeleteRefused(KmeshError):
+    """The control plane refused a delete; the message is its reason, ``field: reason``."""
 
 
 def _whole_number(minimum: int) -> Callable[[str], int]:
@@ -44,104 +53,62 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _listing(body: Any, what: str) -> tuple[list[Doc], Any]:
-    """The items and ``next`` of a list answer. Raises BadResponse when it is not a list object."""
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise BadResponse(f"the control plane answered the listing of {what} without an items list")
-    return [item for item in body["items"] if isinstance(item, Mapping)], body.get("next")
-
-
-def _next_offset(next_url: object, offset: int, count: int) -> int | None:
-    """The offset of the next page, read from the ``next`` URL; None on the last page."""
-    if not next_url:
-        return None
-    found = parse_qs(urlsplit(str(next_url)).query).get("offset")
-    if found and found[0].isdigit():
-        return int(found[0])
-    return offset + count
-
-
-def _list_all(client: ApiClient, desc: ResourceDescriptor, mesh: str) -> list[Doc]:
-    """Every page of a listing."""
-    docs: list[Doc] = []
-    offset = 0
-    while True:
-        page, next_url = _listing(
-            client.get(collection_path(desc, mesh), {"offset": str(offset)}), desc.plural
-        )
-        docs.extend(page)
-        following = _next_offset(next_url, offset, len(page))
-        # A server whose ``next`` does not move forward would otherwise be asked forever.
-        if following is None or following <= offset:
-            return docs
-        offset = following
-
-
-def _joined(
-    client: ApiClient, desc: ResourceDescriptor, mesh: str, name: str | None
-) -> dict[str, dict[tuple[str, str], Doc]]:
-    """The documents of the types ``desc``'s presentation joins, keyed by ``(mesh, name)``."""
-    joined: dict[str, dict[tuple[str, str], Doc]] = {}
-    for type_name in presentation_for(desc).joins:
-        try:
-            other = descriptor(type_name)
-        except KeyError:
-            continue  # the model does not define that type: there is nothing to join
-        try:
-            docs = (
-                [client.get(item_path(other, mesh, name))]
-                if name is not None
-                else _list_all(client, other, mesh)
-            )
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            docs = []
-        joined[type_name] = {
-            (str(d.get("mesh") or ""), str(d.get("name") or "")): d for d in docs if isinstance(d, Mapping)
-        }
-    return joined
+def _zone_query(args: argparse.Namespace) -> dict[str, str]:
+    return {"zone": args.zone} if args.zone else {}
 
 
 def _get(args: argparse.Namespace, session: Session) -> None:
     desc = resolve_type(args.type)
     client = session.client()
     if args.name is not None:
-        body = client.get(item_path(desc, args.mesh, args.name))
+        body = client.get(item_path(desc, args.mesh, args.name), _zone_query(args) or None)
         if not isinstance(body, Mapping):
             raise BadResponse(f'the control plane answered the read of {desc.name} "{args.name}" without it')
         docs: list[Doc] = [body]
         next_url = None
     else:
-        query = {"offset": str(args.offset)} if args.offset else {}
+        query = _zone_query(args)
+        if args.offset:
+            query["offset"] = str(args.offset)
         if args.size is not None:
             query["size"] = str(args.size)
         body = client.get(collection_path(desc, args.mesh), query)
-        docs, next_url = _listing(body, desc.plural)
-    joined = _joined(client, desc, args.mesh, args.name) if args.output == "table" else {}
+        docs, next_url = listing(body, desc.plural)
+    joins = presentation_for(desc).joins if args.output == "table" else ()
+    joined = fetch_joined(client, joins, args.mesh, args.name)
     session.write(render(args.output, desc, body, docs, now=session.now(), joined=joined))
-    following = _next_offset(next_url, args.offset, len(docs))
+    following = next_offset(next_url, args.offset, len(docs))
     if args.output == "table" and following is not None:
         hint = f"kmeshctl get {desc.plural} --offset {following}"
         if args.size is not None:
             hint += f" --size {args.size}"
         if desc.mesh_scoped and args.mesh != DEFAULT_MESH:
             hint += f" --mesh {args.mesh}"
+        if args.zone:
+            hint += f" --zone {args.zone}"
         session.print(f"\nRest of the resources: {hint}")
 
 
 def _delete(args: argparse.Namespace, session: Session) -> None:
     desc = resolve_type(args.type)
-    session.client().delete(item_path(desc, args.mesh, args.name))
+    try:
+        session.client().delete(item_path(desc, args.mesh, args.name), _zone_query(args) or None)
+    except ApiError as exc:
+        if exc.status == 400 and exc.title == DELETE_REFUSED_TITLE and exc.details:
+            raise DeleteRefused(exc.details) from None
+        raise
     session.print(f'deleted {desc.name} "{args.name}"')
 
 
-def _mesh_flag(parser: argparse.ArgumentParser) -> None:
+def _mesh_and_zone_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-m",
         "--mesh",
         default=DEFAULT_MESH,
         help=f"mesh of a mesh-scoped type (default {DEFAULT_MESH})",
+    )
+    parser.add_argument(
+        "-z", "--zone", help="only resources synced from this zone (on a global control plane)"
     )
 
 
@@ -154,7 +121,7 @@ def register(
     )
     get.add_argument("type", metavar="TYPE", help="resource type, e.g. meshes, dataplane, mtp")
     get.add_argument("name", metavar="NAME", nargs="?", help="show only this resource")
-    _mesh_flag(get)
+    _mesh_and_zone_flags(get)
     get.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="table", help="output format")
     get.add_argument("--size", type=_whole_number(1), help="page size of a listing")
     get.add_argument("--offset", type=_whole_number(0), default=0, help="where a listing starts")
@@ -163,5 +130,5 @@ def register(
     delete = commands.add_parser("delete", parents=[common], help="delete a resource")
     delete.add_argument("type", metavar="TYPE", help="resource type, e.g. mesh, dataplane")
     delete.add_argument("name", metavar="NAME", help="name of the resource")
-    _mesh_flag(delete)
+    _mesh_and_zone_flags(delete)
     delete.set_defaults(handler=_delete)

@@ -29,6 +29,7 @@ from kmesh.model import LABEL_ZONE, ResourceDescriptor, descriptor
 
 __all__ = [
     "OUTPUT_FORMATS",
+    "ZONE_PRESENTATION",
     "Column",
     "Doc",
     "Joined",
@@ -176,24 +177,89 @@ def _dataplane(desc: ResourceDescriptor, docs: Sequence[Doc]) -> list[Column]:
 
 
 # --- Zone ----------------------------------------------------------------------------------------------
+# The columns of kumactl's ``inspect zones`` (kumahq/kuma ``app/kumactl/cmd/inspect/inspect_zones.go``),
+# from the Zone and its ZoneInsight, whose subscriptions are the zone CP's KDS connections, oldest first:
+# - STATUS: Online when the zone is enabled and its newest subscription has no ``disconnectTime``. (Kuma's
+#   ``IsOnline`` takes any live subscription; kmesh finalizes older ones on reconnect, so the newest says
+#   it, and an ungracefully dropped old one cannot keep a zone Online.)
+# - LAST CONNECTED AGO / LAST UPDATED AGO: the newest subscription's ``connectTime`` and
+#   ``status.lastUpdateTime``, as kumactl's ``GetLastSubscription``; ``never`` when no update was sent yet
+#   (kumactl's word for a missing time).
+# - TOTAL UPDATES / TOTAL ERRORS: ``status.total.responsesSent`` and ``status.total.responsesRejected``
+#   summed over every subscription, as kumactl's ``zoneInsight.Sum``: resources sent to the zone over
+#   the zone's whole history, and those it rejected (NACKed). Acknowledged counts are not shown: sent
+#   minus rejected minus in flight, they add little to a one-line summary.
+# - ZONE-CP VERSION: the newest subscription's ``version.kumaCp.version``.
+# A zone without an insight (its CP never connected) shows Offline and ``-`` in every other column.
+
+_NONE = "-"
+
+
+def _zone_subscriptions(doc: Doc, ctx: RenderContext) -> list[Doc] | None:
+    """The subscriptions of the zone's insight, oldest first; None when the zone has no insight."""
+    insight = ctx.joined.get("ZoneInsight", {}).get(("", _text(doc.get("name"))))
+    if insight is None:
+        return None
+    subscriptions = spec_of(descriptor("ZoneInsight"), insight).get("subscriptions")
+    if not isinstance(subscriptions, list):
+        return []
+    return [s for s in subscriptions if isinstance(s, Mapping)]
+
+
+def _newest(doc: Doc, ctx: RenderContext) -> Doc | None:
+    subscriptions = _zone_subscriptions(doc, ctx)
+    return subscriptions[-1] if subscriptions else None
 
 
 def _zone_status(doc: Doc, ctx: RenderContext) -> str:
-    """Online when the zone is enabled and its latest KDS subscription is connected (Kuma's rule)."""
     if ctx.spec(doc).get("enabled", True) is False:
         return "Offline"
-    insight = ctx.joined.get("ZoneInsight", {}).get(("", _text(doc.get("name"))))
-    if insight is None:
-        return "Offline"  # a zone that never connected has no insight yet
-    subscriptions = spec_of(descriptor("ZoneInsight"), insight).get("subscriptions")
-    if not isinstance(subscriptions, list) or not subscriptions:
-        return "Offline"
-    last = subscriptions[-1]
-    connected = bool(_dig(last, "connectTime")) and not _dig(last, "disconnectTime")
+    last = _newest(doc, ctx)
+    connected = last is not None and bool(last.get("connectTime")) and not last.get("disconnectTime")
     return "Online" if connected else "Offline"
 
 
-_ZONE = Presentation(_fixed(NAME, Column("STATUS", _zone_status), AGE), joins=("ZoneInsight",))
+def _ago(doc: Doc, ctx: RenderContext, *keys: str) -> str:
+    last = _newest(doc, ctx)
+    if last is None:
+        return _NONE
+    value = _dig(last, *keys)
+    return age(value, ctx.now) if value else "never"
+
+
+def _count(value: object) -> int:
+    # Kuma's REST API writes these uint64 counters as JSON strings ("22"); kmesh writes numbers.
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return 0
+
+
+def _total(doc: Doc, ctx: RenderContext, counter: str) -> str:
+    subscriptions = _zone_subscriptions(doc, ctx)
+    if subscriptions is None:
+        return _NONE
+    return str(sum(_count(_dig(s, "status", "total", counter)) for s in subscriptions))
+
+
+def _zone_cp_version(doc: Doc, ctx: RenderContext) -> str:
+    version = _dig(_newest(doc, ctx), "version", "kumaCp", "version")
+    return version if isinstance(version, str) and version else _NONE
+
+
+ZONE_COLUMNS = (
+    NAME,
+    Column("STATUS", _zone_status),
+    Column("LAST CONNECTED AGO", lambda d, c: _ago(d, c, "connectTime")),
+    Column("LAST UPDATED AGO", lambda d, c: _ago(d, c, "status", "lastUpdateTime")),
+    Column("TOTAL UPDATES", lambda d, c: _total(d, c, "responsesSent")),
+    Column("TOTAL ERRORS", lambda d, c: _total(d, c, "responsesRejected")),
+    Column("ZONE-CP VERSION", _zone_cp_version),
+)
+ZONE_PRESENTATION = Presentation(_fixed(*ZONE_COLUMNS), joins=("ZoneInsight",))
 
 
 # --- Zone ingress and egress ---------------------------------------------------------------------------
@@ -242,7 +308,7 @@ _POLICY = _fixed(
 _PRESENTATIONS: dict[str, Presentation] = {
     "Mesh": Presentation(_MESH),
     "Dataplane": Presentation(_dataplane),
-    "Zone": _ZONE,
+    "Zone": ZONE_PRESENTATION,
     "ZoneIngress": Presentation(_ZONE_INGRESS),
     "ZoneEgress": Presentation(_ZONE_EGRESS),
 }
@@ -260,11 +326,19 @@ def presentation_for(desc: ResourceDescriptor) -> Presentation:
 
 
 def render_table(
-    desc: ResourceDescriptor, docs: Sequence[Doc], *, now: datetime, joined: Joined | None = None
+    desc: ResourceDescriptor,
+    docs: Sequence[Doc],
+    *,
+    now: datetime,
+    joined: Joined | None = None,
+    presentation: Presentation | None = None,
 ) -> str:
-    """``docs`` of type ``desc`` as a table with a header line (only the header when there are none)."""
+    """``docs`` of type ``desc`` as a table with a header line (only the header when there are none).
+
+    The columns are ``presentation``'s, else those ``get`` shows for ``desc``.
+    """
     ctx = RenderContext(desc=desc, now=now, joined=joined or {})
-    columns = presentation_for(desc).columns(desc, docs)
+    columns = (presentation or presentation_for(desc)).columns(desc, docs)
     rows = [[column.cell(doc, ctx) for column in columns] for doc in docs]
     return format_table([column.header for column in columns], rows)
 

@@ -1,8 +1,9 @@
 """``kmeshctl``: the command line of kmesh, in the style of kumactl.
 
-Commands: ``config`` (control planes), ``get``, ``apply``, ``delete``, ``version``. Global flags, accepted
-before or after the command: ``--config PATH`` (else ``$KMESHCTL_CONFIG``, else ``~/.kmeshctl/config.yaml``),
-``--cp-address URL`` (this call only), ``--skip-verify`` (accept any TLS certificate), ``--api-timeout S``.
+Commands: ``config`` (control planes), ``get``, ``inspect``, ``apply``, ``delete``, ``generate``,
+``version``. Global flags, accepted before or after the command: ``--config PATH`` (else
+``$KMESHCTL_CONFIG``, else ``~/.kmeshctl/config.yaml``), ``--cp-address URL`` (this call only),
+``--skip-verify`` (accept any TLS certificate), ``--api-timeout S``.
 
 Rules:
 - Exit status 0 on success, 1 on any error, 2 on a usage error (argparse's own).
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from kmesh import __version__
-from kmesh.cli import _cmd_apply, _cmd_config, _cmd_get
+from kmesh.cli import _cmd_apply, _cmd_config, _cmd_generate, _cmd_get, _cmd_inspect
 from kmesh.cli._client import ApiClient
 from kmesh.cli._session import Session
 from kmesh.errors import KmeshError
@@ -83,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _cmd_config.register(commands, common)
     _cmd_get.register(commands, common)
+    _cmd_inspect.register(commands, common)
     _cmd_apply.register(commands, common)
+    _cmd_generate.register(commands, common)
     version = commands.add_parser("version", parents=[common], help="print client and control plane versions")
     version.add_argument("--client", action="store_true", help="print only the client's version")
     version.set_defaults(handler=_version)

@@ -72,15 +72,24 @@ StartApi = Callable[..., Awaitable[Api]]
 
 @pytest.fixture
 async def start_api(store: ResourceStore) -> AsyncIterator[StartApi]:
-    """Starts ApiServers over ``store`` (any mode); stops them all at the end."""
+    """Starts ApiServers over ``store`` (any mode, any of ApiServer's hooks); stops them all at the end."""
     servers: list[ApiServer] = []
     session = aiohttp.ClientSession()
 
     async def start(
-        mode: str = "standalone", zone: str | None = None, config_dump: dict[str, Any] | None = None
+        mode: str = "standalone",
+        zone: str | None = None,
+        config_dump: dict[str, Any] | None = None,
+        **hooks: Any,
     ) -> Api:
         server = ApiServer(
-            store, port=0, mode=mode, instance_id=f"test-{mode}", zone=zone, config_dump=config_dump
+            store,
+            port=0,
+            mode=mode,
+            instance_id=f"test-{mode}",
+            zone=zone,
+            config_dump=config_dump,
+            **hooks,
         )
         await server.start()
         servers.append(server)

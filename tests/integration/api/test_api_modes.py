@@ -109,3 +109,22 @@ async def test_global_serves_zone_copies_by_zone(start_api, store) -> None:
     status, only = await api.get("/meshes/default/dataplanes/web-1")
     assert status == 200
     assert only["networking"]["address"] == "10.0.1.1"
+
+
+async def test_zone_copies_always_show_their_zone_label(start_api, store) -> None:
+    api = await start_api(mode="global")
+    await api.ok("PUT", "/meshes/default", {"type": "Mesh", "name": "default"})
+    resource = parse_resource(DATAPLANE | {"labels": {"team": "web", "kuma.io/zone": "elsewhere"}})
+    # Keyed by zone east, with a label that says otherwise: the key is the identity and wins.
+    await store.upsert(
+        msgspec.structs.replace(resource, meta=msgspec.structs.replace(resource.meta, zone="east"))
+    )
+    status, page = await api.get("/meshes/default/dataplanes")
+    assert status == 200
+    assert [item["labels"] for item in page["items"]] == [{"team": "web", "kuma.io/zone": "east"}]
+    status, one = await api.get("/meshes/default/dataplanes/web-1")
+    assert status == 200
+    assert one["labels"] == {"team": "web", "kuma.io/zone": "east"}
+    # A resource created on this control plane has no zone of origin and gets no label.
+    await api.ok("PUT", "/zones/east", {"type": "Zone", "name": "east"})
+    assert "labels" not in (await api.get("/zones/east"))[1]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
+from kmesh.cli._cmd_inspect import INSPECTIONS, overview_list
 from kmesh.cli._render import render, render_json, render_table, render_yaml
 from kmesh.model import all_descriptors, descriptor
 
@@ -107,16 +108,44 @@ def _insight(zone: str, subscriptions: list) -> dict:
     return _meta("ZoneInsight", zone, T_4D, subscriptions=subscriptions)
 
 
+def _subscription(sub_id: str, connected: str, **extra: object) -> dict:
+    return {"id": sub_id, "globalInstanceId": "global-1", "connectTime": connected, **extra}
+
+
+def _status(updated: str | None, sent: object, rejected: object) -> dict:
+    status: dict = {"total": {"responsesSent": sent, "responsesRejected": rejected}}
+    if updated is not None:
+        status["lastUpdateTime"] = updated
+    return status
+
+
+def _version(version: str) -> dict:
+    return {"kumaCp": {"version": version, "gitTag": f"v{version}"}}
+
+
 ZONE_INSIGHTS = {
+    # Reconnected 3h ago: counters add up over both subscriptions, times and version are the newest's.
     ("", "zone-1"): _insight(
         "zone-1",
         [
-            {"id": "a", "connectTime": T_4D, "disconnectTime": T_3H},
-            {"id": "b", "connectTime": T_3H},
+            _subscription(
+                "a",
+                T_4D,
+                disconnectTime=T_3H,
+                status=_status(T_3H, 40, 2),
+                version=_version("0.9.0"),
+            ),
+            _subscription("b", T_3H, status=_status(T_5S, 7, 1), version=_version("1.0.0")),
         ],
     ),
-    ("", "zone-2"): _insight("zone-2", [{"id": "c", "connectTime": T_4D, "disconnectTime": T_3M}]),
-    ("", "zone-3"): _insight("zone-3", [{"id": "d", "connectTime": T_4D}]),
+    # Disconnected 3m ago; Kuma's REST API writes the uint64 counters as strings.
+    ("", "zone-2"): _insight(
+        "zone-2",
+        [_subscription("c", T_4D, disconnectTime=T_3M, status=_status(T_3M, "22", "11"))],
+    ),
+    # Connected, but disabled: Offline; no update sent yet, no version reported.
+    ("", "zone-3"): _insight("zone-3", [_subscription("d", T_3M)]),
+    # zone-4 has no insight: its CP never connected.
 }
 
 ZONE_INGRESSES = [
@@ -214,3 +243,25 @@ def test_json_keeps_server_order_and_is_indented(golden) -> None:
     golden("json-secrets", text)
     assert json.loads(text) == listing
     assert render("json", descriptor("Secret"), listing, [SECRETS[0]], now=NOW) == text
+
+
+def test_inspect_zones_overview_list(golden) -> None:
+    zones = INSPECTIONS[0]
+    assert zones.type_name == "Zone"
+    body = overview_list(zones, ZONES, ZONE_INSIGHTS)
+    text = render_json(body)
+    golden("json-inspect-zones", text)
+    items = {item["name"]: item for item in json.loads(text)["items"]}
+    assert body["total"] == len(ZONES)
+    assert items["zone-3"]["zone"] == {"enabled": False}
+    assert items["zone-1"]["zoneInsight"]["subscriptions"] == ZONE_INSIGHTS["", "zone-1"]["subscriptions"]
+    assert items["zone-4"]["zoneInsight"] == {}
+    assert {item["type"] for item in items.values()} == {"ZoneOverview"}
+
+
+def test_inspect_zones_table_is_the_get_zones_table() -> None:
+    zone = descriptor("Zone")
+    joined = {"ZoneInsight": ZONE_INSIGHTS}
+    assert render_table(zone, ZONES, now=NOW, joined=joined, presentation=INSPECTIONS[0].presentation) == (
+        render_table(zone, ZONES, now=NOW, joined=joined)
+    )
