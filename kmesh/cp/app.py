@@ -18,26 +18,28 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from types import TracebackType
 from typing import Final, final
 
 import msgspec
 
+from kmesh._version import __version__
 from kmesh.api import ApiServer
-from kmesh.cp.config import CpConfig
-from kmesh.errors import AlreadyExists, ConfigError, KmeshError, NotFound, StoreError
+from kmesh.cp._multizone import ZoneTokens, ensure_kds_server_tls, zone_delete_guard
+from kmesh.cp.config import CpConfig, parse_kds_address
+from kmesh.errors import AlreadyExists, KmeshError, NotFound, StoreError
+from kmesh.kds.global_server import KdsGlobalServer
+from kmesh.kds.zone_client import KdsZoneClient
 from kmesh.model import ResourceKey, new_resource
 from kmesh.store import ResourceStore, open_store
+from kmesh.wire.tls import client_context, server_context
 
-__all__ = ["MULTIZONE_NOT_BUILT", "ControlPlane", "StartupError"]
+__all__ = ["ControlPlane", "StartupError"]
 
 log = logging.getLogger("kmesh.cp")
 
 DEFAULT_MESH: Final = "default"
-MULTIZONE_NOT_BUILT: Final = (
-    "multi-zone modes (global, zone) arrive with the KDS work (issue 3); "
-    "run without --mode for a standalone control plane"
-)
 
 
 class StartupError(KmeshError):
@@ -53,6 +55,9 @@ class ControlPlane:
         self._store = store
         self._owns_store = store is None
         self._api: ApiServer | None = None
+        self._kds_server: KdsGlobalServer | None = None
+        self._kds_client: KdsZoneClient | None = None
+        self._zone_tokens: ZoneTokens | None = None
         self._running = False
 
     @property
@@ -70,6 +75,18 @@ class ControlPlane:
         return self._api.port
 
     @property
+    def kds_port(self) -> int:
+        """The port the global's KDS server listens on. Raises RuntimeError when it does not run."""
+        if self._kds_server is None:
+            raise RuntimeError("no KDS server runs (only a started global control plane has one)")
+        return self._kds_server.port
+
+    @property
+    def kds_client(self) -> KdsZoneClient | None:
+        """A zone control plane's link to the global (None in other modes)."""
+        return self._kds_client
+
+    @property
     def api_url(self) -> str:
         host = self.config.api_server.host
         if host in ("0.0.0.0", "::", ""):
@@ -82,13 +99,15 @@ class ControlPlane:
         """Open the store, ensure defaults, start listening. Raises StartupError, ConfigError."""
         if self._running:
             return
-        if self.config.mode != "standalone":
-            raise ConfigError(f"mode {self.config.mode}: {MULTIZONE_NOT_BUILT}")
         try:
             if self._store is None:
                 self._store = self._open_store()
             await self._ensure_default_mesh()
+            if self.config.mode == "global":
+                await self._start_kds_server()
             await self._start_api()
+            if self.config.mode == "zone":
+                await self._start_kds_client()
         except BaseException:
             await self._close()
             raise
@@ -123,6 +142,11 @@ class ControlPlane:
 
     def _store_path(self) -> str | None:
         return self.config.store.sqlite.path if self.config.store.type == "sqlite" else None
+
+    def _data_dir(self) -> str | None:
+        """The folder of the SQLite store, where files for operators (kds-ca.pem) are written."""
+        path = self._store_path()
+        return os.path.dirname(os.path.abspath(path)) if path else None
 
     def _open_store(self) -> ResourceStore:
         path = self._store_path()
@@ -164,6 +188,85 @@ class ControlPlane:
             raise StartupError(f"store: cannot create the default Mesh: {exc}") from None
         log.info("created the default Mesh", extra={"mesh": DEFAULT_MESH})
 
+    async def _start_kds_server(self) -> None:
+        cfg = self.config
+        export_dir = self._data_dir()
+        try:
+            cert, key = await ensure_kds_server_tls(
+                self.store,
+                cert_file=cfg.kds.tls_cert_file,
+                key_file=cfg.kds.tls_key_file,
+                export_dir=export_dir,
+            )
+            context = server_context(cert, key)
+        except OSError as exc:
+            raise StartupError(f"kds.tls_cert_file/kds.tls_key_file: cannot read: {_reason(exc)}") from None
+        except ValueError as exc:
+            raise StartupError(f"kds: unusable KDS server certificate: {exc}") from None
+        authenticate = None
+        if cfg.kds.require_zone_token:
+            self._zone_tokens = ZoneTokens(self.store)
+            await self._zone_tokens.start()
+            authenticate = self._zone_tokens.authenticate
+        else:
+            log.warning("zone tokens are not required (kds.require_zone_token=false): any zone may connect")
+        server = KdsGlobalServer(
+            self.store,
+            host=cfg.kds.host,
+            port=cfg.kds.port,
+            ssl_context=context,
+            instance_id=cfg.instance_id,
+            cp_version=__version__,
+            authenticate=authenticate,
+            heartbeat_interval_s=cfg.kds.heartbeat_interval_s,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"kds: cannot listen on {cfg.kds.host}:{cfg.kds.port}: {_reason(exc).lower()}"
+                " (set --kds-port, KMESH_KDS_PORT or kds.port to a free port)"
+            ) from None
+        self._kds_server = server
+        log.info("KDS server listening", extra={"kds_address": f"{cfg.kds.host}:{server.port}"})
+
+    async def _start_kds_client(self) -> None:
+        cfg = self.config
+        # Both are checked by load_config for mode zone.
+        assert cfg.zone is not None
+        assert cfg.kds.global_address is not None
+        host, port = parse_kds_address(cfg.kds.global_address)
+        token = ""
+        if cfg.kds.token_file is not None:
+            try:
+                token = _read_text(cfg.kds.token_file).strip()
+            except OSError as exc:
+                raise StartupError(
+                    f"kds.token_file: cannot read {cfg.kds.token_file}: {_reason(exc)}"
+                ) from None
+        try:
+            context = client_context(ca_file=cfg.kds.ca_file, skip_verify=cfg.kds.skip_verify)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            raise StartupError(f"kds.ca_file: cannot use {cfg.kds.ca_file}: {exc}") from None
+        if cfg.kds.skip_verify:
+            log.warning(
+                "the global's KDS certificate is NOT verified (kds.skip_verify): use only in development",
+                extra={"kds_global_address": cfg.kds.global_address},
+            )
+        client = KdsZoneClient(
+            self.store,
+            zone=cfg.zone,
+            host=host,
+            port=port,
+            ssl_context=context,
+            server_hostname=cfg.kds.server_name or host,
+            token=token,
+            instance_id=cfg.instance_id,
+            cp_version=__version__,
+        )
+        await client.start()
+        self._kds_client = client
+
     async def _start_api(self) -> None:
         cfg = self.config
         api = ApiServer(
@@ -176,6 +279,10 @@ class ControlPlane:
             config_dump=msgspec.to_builtins(cfg),
             # In-flight requests get half the shutdown budget; the rest is for closing the store.
             shutdown_timeout_s=cfg.shutdown_timeout_s / 2,
+            delete_guard=(
+                zone_delete_guard(self._kds_server.is_connected) if self._kds_server is not None else None
+            ),
+            zone_token_issuer=self._zone_tokens.issue if self._zone_tokens is not None else None,
         )
         try:
             await api.start()
@@ -188,12 +295,27 @@ class ControlPlane:
         self._api = api
 
     async def _close(self) -> None:
+        # Links to other control planes first, so nothing new arrives while the API and store wind down.
+        client, self._kds_client = self._kds_client, None
+        if client is not None:
+            await client.stop()
+        server, self._kds_server = self._kds_server, None
+        if server is not None:
+            await server.stop()
+        tokens, self._zone_tokens = self._zone_tokens, None
+        if tokens is not None:
+            await tokens.stop()
         api, self._api = self._api, None
         if api is not None:
             await api.stop()
         if self._store is not None and self._owns_store:
             store, self._store = self._store, None
             await store.close()
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def _reason(exc: OSError) -> str:

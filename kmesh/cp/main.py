@@ -5,8 +5,8 @@ This is where the process meets the outside world: it parses flags, reads the co
 Everything it decides is delegated to ``kmesh.cp.config`` (pure) and ``kmesh.cp.app`` (wiring).
 
 Exit status: 0 after a clean stop (or ``--print-config``); 1 when the control plane cannot start or stop
-(a port in use, an unwritable store); 2 for bad settings (flags, file, environment) and for the multi-zone
-modes, which are not built yet. Bad input never shows a traceback: one line names what was wrong.
+(a port in use, an unwritable store); 2 for bad settings (flags, file, environment). Bad input never
+shows a traceback: one line names what was wrong.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import uvloop
 
 from kmesh._version import __version__
-from kmesh.cp.app import MULTIZONE_NOT_BUILT, ControlPlane, StartupError
+from kmesh.cp.app import ControlPlane, StartupError
 from kmesh.cp.config import ENV_VARS, FLAGS, CpConfig, config_to_yaml, load_config
 from kmesh.errors import ConfigError, KmeshError
 from kmesh.log import setup_logging
@@ -108,9 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         sys.stdout.write(config_to_yaml(config))
         return EXIT_OK
-    if config.mode != "standalone":
-        print(f"{PROG}: error: mode {config.mode}: {MULTIZONE_NOT_BUILT}", file=sys.stderr)
-        return EXIT_USAGE
     setup_logging(config.log.level, config.log.format)
     try:
         return uvloop.run(_serve(config))

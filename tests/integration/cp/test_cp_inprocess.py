@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
-import msgspec
 import pytest
 
 from kmesh.cp import ControlPlane, CpConfig, StartupError, load_config
-from kmesh.errors import ConfigError, NotFound
+from kmesh.errors import NotFound
 from kmesh.model import ResourceKey
 from kmesh.store import open_store
+
+T = TypeVar("T")
 
 
 def _config(tmp_path: Path, **flags: str) -> CpConfig:
@@ -66,7 +70,69 @@ async def test_port_in_use_raises_startup_error_and_releases_the_store(tmp_path:
         assert (await again.store.get(ResourceKey("Mesh", "default"))).meta.version == 1
 
 
-async def test_multizone_modes_refused_in_process(tmp_path: Path) -> None:
-    config = msgspec.structs.replace(_config(tmp_path), mode="global")
-    with pytest.raises(ConfigError, match=r"mode global: multi-zone modes .* \(issue 3\)"):
-        await ControlPlane(config).start()
+async def test_global_and_zone_in_process(tmp_path: Path) -> None:
+    """A zone control plane joins a global with a token from the global's API and receives its meshes."""
+    glob = ControlPlane(_config(tmp_path / "g", mode="global", **{"kds.port": "0"}))
+    async with glob:
+        ca_file = tmp_path / "g" / "kds-ca.pem"
+        assert ca_file.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{glob.api_url}/tokens/zone", json={"zone": "east"}) as resp,
+        ):
+            assert resp.status == 200
+            token = await resp.text()
+        token_file = tmp_path / "east.token"
+        token_file.write_text(token + "\n")
+        zone_flags = {
+            "mode": "zone",
+            "zone": "east",
+            "kds.global_address": f"kds://127.0.0.1:{glob.kds_port}",
+            "kds.ca_file": str(ca_file),
+            "kds.token_file": str(token_file),
+        }
+        async with ControlPlane(_config(tmp_path / "z", **zone_flags)) as zone:
+            mesh = await _eventually(lambda: zone.store.get(ResourceKey("Mesh", "default")))
+            assert mesh.meta.labels["kuma.io/origin"] == "global"
+            zone_resource = await _eventually(lambda: glob.store.get(ResourceKey("Zone", "east")))
+            assert zone_resource.meta.name == "east"
+            client = zone.kds_client
+            assert client is not None
+            assert client.connected
+
+
+async def test_zone_without_token_is_refused(tmp_path: Path) -> None:
+    glob = ControlPlane(_config(tmp_path / "g", mode="global", **{"kds.port": "0"}))
+    async with glob:
+        zone_flags = {
+            "mode": "zone",
+            "zone": "west",
+            "kds.global_address": f"kds://127.0.0.1:{glob.kds_port}",
+            "kds.ca_file": str(tmp_path / "g" / "kds-ca.pem"),
+        }
+        async with ControlPlane(_config(tmp_path / "z", **zone_flags)) as zone:
+            client = zone.kds_client
+            assert client is not None
+            error = await _eventually(lambda: _last_error(zone))
+            assert "zone token is required" in error
+            assert not client.connected
+        with pytest.raises(NotFound):
+            await glob.store.get(ResourceKey("Zone", "west"))
+
+
+async def _last_error(cp: ControlPlane) -> str:
+    client = cp.kds_client
+    assert client is not None
+    if client.last_error is None:
+        raise LookupError("no error yet")
+    return client.last_error
+
+
+async def _eventually(probe: Callable[[], Awaitable[T]], attempts: int = 200) -> T:
+    """``probe()``'s first result that does not raise, polling a bounded number of times."""
+    for _ in range(attempts - 1):
+        try:
+            return await probe()
+        except (NotFound, LookupError):
+            await asyncio.sleep(0.05)
+    return await probe()

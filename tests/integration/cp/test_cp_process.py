@@ -197,22 +197,22 @@ def test_bad_env_value_and_bad_flag(tmp_path: Path) -> None:
     assert "unrecognized arguments: --api-prot" in unknown_flag.stderr
 
 
-def test_multizone_modes_are_not_built_yet(tmp_path: Path) -> None:
-    global_cp = run_cp("--mode", "global", data_dir=tmp_path)
-    assert global_cp.returncode == 2
-    assert "mode global: multi-zone modes (global, zone) arrive with the KDS work (issue 3)" in (
-        global_cp.stderr
-    )
-
+def test_zone_mode_settings_are_checked_before_start(tmp_path: Path) -> None:
     zone_without_name = run_cp("--mode", "zone", "--kds-global-address", "kds://g:5685", data_dir=tmp_path)
     assert zone_without_name.returncode == 2
     assert "mode zone needs this zone's name" in zone_without_name.stderr
 
-    zone_cp = run_cp(
-        "--mode", "zone", "--zone", "east", "--kds-global-address", "kds://g:5685", data_dir=tmp_path
-    )
-    assert zone_cp.returncode == 2
-    assert "issue 3" in zone_cp.stderr
+    zone_without_global = run_cp("--mode", "zone", "--zone", "east", data_dir=tmp_path)
+    assert zone_without_global.returncode == 2
+    assert "mode zone needs the global's address" in zone_without_global.stderr
+
+    both_trusts = run_cp(
+        "--mode", "zone", "--zone", "east", "--kds-global-address", "kds://g:5685",
+        "--kds-skip-verify", "--kds-ca-file", "ca.pem", data_dir=tmp_path,
+    )  # fmt: skip
+    assert both_trusts.returncode == 2
+    assert "choose one way to trust the global" in both_trusts.stderr
+    assert "Traceback" not in zone_without_name.stderr + zone_without_global.stderr + both_trusts.stderr
     assert not (tmp_path / "kmesh.db").exists()
 
 
