@@ -3,7 +3,12 @@
 The protocol core here is sans-IO (no ``asyncio``, no ``socket``): :mod:`kmesh.kds.messages` holds the
 wire messages, :mod:`kmesh.kds.records` the opaque resource records they carry, and
 :class:`~kmesh.kds.session.KdsSession` the state machine of one connection, which takes bytes and gives
-events (:mod:`kmesh.kds.events`). Transport and store-facing sync logic sit on top of it.
+events (:mod:`kmesh.kds.events`).
+
+On top of it: :class:`~kmesh.kds.transport.KdsConnection`, the asyncio adapter of one session over TLS;
+:class:`~kmesh.kds.sync.ResourceSync`, the exchange of resources between a store and a peer over one
+connection; :class:`~kmesh.kds.global_server.KdsGlobalServer`, the global's listener with the zone
+lifecycle; and :class:`~kmesh.kds.zone_client.KdsZoneClient`, the zone's connection to the global.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from kmesh.kds.events import (
     SubscriptionRequested,
     Welcomed,
 )
+from kmesh.kds.global_server import Authenticator, KdsGlobalServer
 from kmesh.kds.messages import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_MAX_UNACKED,
@@ -41,6 +47,9 @@ from kmesh.kds.messages import (
 )
 from kmesh.kds.records import Record, RecordError, content_hash, encoded_size, record_id, split_record_id
 from kmesh.kds.session import KdsSession, TypeStats
+from kmesh.kds.sync import ResourceSync, SyncSettings, TypeSyncStats
+from kmesh.kds.transport import KdsConnection
+from kmesh.kds.zone_client import KdsZoneClient
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL_S",
@@ -48,6 +57,7 @@ __all__ = [
     "PROTOCOL",
     "Ack",
     "Acked",
+    "Authenticator",
     "Close",
     "CloseCode",
     "ConnectionClosed",
@@ -57,14 +67,18 @@ __all__ = [
     "HeartbeatReceived",
     "Hello",
     "HelloReceived",
+    "KdsConnection",
+    "KdsGlobalServer",
     "KdsMessage",
     "KdsSession",
+    "KdsZoneClient",
     "Nack",
     "Nacked",
     "Record",
     "RecordError",
     "Reject",
     "Rejected",
+    "ResourceSync",
     "Resources",
     "ResourcesReceived",
     "Role",
@@ -72,7 +86,9 @@ __all__ = [
     "State",
     "Subscribe",
     "SubscriptionRequested",
+    "SyncSettings",
     "TypeStats",
+    "TypeSyncStats",
     "Welcome",
     "Welcomed",
     "content_hash",

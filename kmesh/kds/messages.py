@@ -92,9 +92,13 @@ class CloseCode(enum.StrEnum):
 
 
 class Hello(WireMessage, frozen=True, kw_only=True):
-    """Zone -> global, first message of a connection."""
+    """Zone -> global, first message of a connection.
 
-    zone: str
+    ``zone`` has a default only so that a Hello of another protocol (a proxy's ``dp/...`` Hello, which names
+    no zone) still decodes and can be refused with a reason; a KDS Hello without a zone is refused.
+    """
+
+    zone: str = ""
     protocol: str = PROTOCOL
     cp_version: str = ""
     instance_id: str = ""

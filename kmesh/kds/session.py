@@ -98,6 +98,7 @@ from kmesh.wire.framing import DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT_S",
     "DEFAULT_MAX_RECORD_BYTES",
+    "DP_PROTOCOL_PREFIX",
     "MAX_HEARTBEAT_INTERVAL_S",
     "MIN_FRAME_BYTES",
     "MIN_HEARTBEAT_INTERVAL_S",
@@ -111,6 +112,8 @@ DEFAULT_HANDSHAKE_TIMEOUT_S: Final = 30.0
 DEFAULT_MAX_RECORD_BYTES: Final = 256 * 1024 * 1024
 # Below this a Close with its reason, or one ordinary record, might not fit a frame.
 MIN_FRAME_BYTES: Final = 4096
+# The DP protocol's Hello announces ``dp/<version>``: a proxy that dialled the global by mistake.
+DP_PROTOCOL_PREFIX: Final = "dp/"
 MISSED_HEARTBEATS: Final = 3
 # A peer's Welcome may not make this side beat in a tight loop, nor silence its liveness check.
 MIN_HEARTBEAT_INTERVAL_S: Final = 0.1
@@ -506,10 +509,23 @@ class KdsSession:
                 self._finish(message.code, shorten(message.reason), by_peer=True)
 
     def _on_hello(self, hello: Hello) -> None:
+        if hello.protocol.startswith(DP_PROTOCOL_PREFIX):
+            # A proxy dialled the global's KDS port: tell its operator where it should connect instead.
+            self.reject(
+                CloseCode.UNSUPPORTED_PROTOCOL,
+                f"this is the KDS port of the global control plane, which accepts only zone control planes "
+                f"(got protocol {hello.protocol!r}); proxies must connect to their zone control plane",
+            )
+            return
         if hello.protocol != PROTOCOL:
             self.reject(
                 CloseCode.UNSUPPORTED_PROTOCOL,
                 f"this global control plane speaks {PROTOCOL}; the zone offered {hello.protocol!r}",
+            )
+            return
+        if not hello.zone:
+            self.reject(
+                CloseCode.BAD_HELLO, "the Hello names no zone: set the zone control plane's zone name"
             )
             return
         self._adopt_peer_limits(hello.window, hello.max_frame_bytes, CloseCode.BAD_HELLO)
