@@ -14,7 +14,7 @@ import pytest
 import kmesh
 
 PACKAGE_ROOT = Path(kmesh.__file__).resolve().parent
-SANS_IO = ("model", "wire", "pki", "tokens")
+SANS_IO = ("model", "wire", "pki", "tokens", "proxyconfig")
 FORBIDDEN = frozenset({"asyncio", "socket"})
 
 

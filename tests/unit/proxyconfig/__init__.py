@@ -1,0 +1,1 @@
+"""Tests of kmesh.proxyconfig: config generation as pure functions, golden files and properties."""
