@@ -18,8 +18,9 @@ Rules (DESIGN.md, "Roles" and "Wire"; Kuma's zone insight sink):
 - Stale entries: an open subscription of this global instance that is not one of its live connections
   (left by an earlier run with the same instance id) is closed; so is an open subscription of another
   instance whose last sign of life (heartbeat, counters, connect time) is older than ``stale_after_s``,
-  since every live instance refreshes its entries more often than that. Fresh entries of other instances
-  are left alone: with several global replicas they are live elsewhere.
+  since every live instance refreshes its entries more often than that. At start, before any zone is
+  accepted, every open entry is closed: the global runs as one instance, and a killed run could not record
+  its disconnects, so a zone that died meanwhile would otherwise show Online until the sweep.
 - Writes of one zone's insight are serialized by a lock per zone (read, modify, upsert). A Zone deleted
   meanwhile makes the write fail with InvalidReference, which is ignored: the insight went with it.
 """
@@ -212,16 +213,26 @@ class ZoneLifecycle:
 
         await self._modify(zone, change)
 
-    async def close_stale(self, live: Mapping[str, str]) -> int:
+    async def close_stale(self, live: Mapping[str, str], *, starting: bool = False) -> int:
         """Close stale open subscriptions (see the module docstring); ``live`` maps the ids of this
-        instance's live subscriptions to their zones. Returns how many were closed. Raises StoreError."""
+        instance's live subscriptions to their zones. Returns how many were closed. Raises StoreError.
+
+        ``starting``: this global is starting and accepts no zone yet, so every open subscription was left
+        by a previous run (a killed process cannot record its disconnects) and is closed at once. A global
+        runs as one instance for now; highly available replicas (PostgreSQL) will limit this to the
+        subscriptions of instances that no longer hold the leader lock.
+        """
         now = self.now()
         closed = 0
         insights = await self._store.list(ZONE_INSIGHT_TYPE)
         for insight in insights.items:
             if not isinstance(insight.spec, ZoneInsightSpec):
                 continue
-            stale = {s.id for s in insight.spec.subscriptions if self._is_stale(s, live, now)}
+            stale = {
+                s.id
+                for s in insight.spec.subscriptions
+                if s.disconnect_time is None and (starting or self._is_stale(s, live, now))
+            }
             if not stale:
                 continue
 

@@ -162,7 +162,7 @@ class KdsGlobalServer:
         """Close stale subscriptions, then listen. Raises OSError when the address is taken, StoreError."""
         if self._server is not None:
             return
-        await self._lifecycle.close_stale({})
+        await self._lifecycle.close_stale({}, starting=True)
         loop = asyncio.get_running_loop()
         watch = self._store.watch()
         self._server = await loop.create_server(
