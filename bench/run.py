@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("sni_parse.py",)
+BENCHMARKS = ("sni_parse.py", "kds_propagation.py")
 
 
 def main() -> int:
