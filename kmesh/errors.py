@@ -11,10 +11,15 @@ The tree::
     │   ├── Conflict           version check failed, concurrent write  (retry: yes, after re-reading)
     │   ├── InvalidReference   the mesh or owner it needs is missing   (retry: no)
     │   └── StoreUnavailable   the backing store cannot be reached     (retry: yes, with backoff)
-    └── ProtocolError          a peer broke the wire protocol
-        ├── LocalProtocolError   we were asked to send something illegal
-        └── RemoteProtocolError  the peer sent something illegal
+    ├── ProtocolError          a peer broke the wire protocol
+    │   ├── LocalProtocolError   we were asked to send something illegal
+    │   └── RemoteProtocolError  the peer sent something illegal
+    ├── TokenError             kmesh.tokens: a zone or dataplane token was refused (``.code``, ``.reason``)
+    ├── PkiError               kmesh.pki: a CSR, CA or identity is unusable (``.code``)
+    ├── StartupError           kmesh.cp: a control plane could not start (names the setting)
+    └── (kmeshctl)             kmesh.cli: CpUnreachable, ApiError, BadResponse, UnknownType, ...
 
+Subtrees that belong to one package are defined there, next to the code that raises them.
 Foreign exceptions (sqlite3, OSError, yaml) are translated into these only at I/O edges.
 """
 
