@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from kmesh.api._middleware import RequestStats
+from kmesh.api._proxy_tokens import (
+    DATAPLANE_TOKEN_PATH,
+    ZONE_PROXY_TOKEN_PATH,
+    DataplaneTokenIssuer,
+    DataplaneTokenRequest,
+    ZoneProxyTokenIssuer,
+    ZoneProxyTokenRequest,
+)
 from kmesh.api._resources import DELETE_REFUSED, DeleteGuard
 from kmesh.api._responses import ApiError, json_response, map_exception
 from kmesh.api._routes import Action, ResourceRoute, resource_routes
@@ -10,17 +18,23 @@ from kmesh.api._server import STATS_KEY, ApiServer, build_app
 from kmesh.api._tokens import DEFAULT_VALID_FOR, ZONE_TOKEN_PATH, ZONE_TOKEN_SCOPES, ZoneTokenIssuer
 
 __all__ = [
+    "DATAPLANE_TOKEN_PATH",
     "DEFAULT_VALID_FOR",
     "DELETE_REFUSED",
     "STATS_KEY",
+    "ZONE_PROXY_TOKEN_PATH",
     "ZONE_TOKEN_PATH",
     "ZONE_TOKEN_SCOPES",
     "Action",
     "ApiError",
     "ApiServer",
+    "DataplaneTokenIssuer",
+    "DataplaneTokenRequest",
     "DeleteGuard",
     "RequestStats",
     "ResourceRoute",
+    "ZoneProxyTokenIssuer",
+    "ZoneProxyTokenRequest",
     "ZoneTokenIssuer",
     "build_app",
     "json_response",

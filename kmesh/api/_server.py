@@ -7,8 +7,11 @@ Rules:
   ``shutdown_timeout_s`` to finish, then idle keep-alive connections are closed.
 - aiohttp's own access log is off; the access middleware logs one structured line per request instead.
 - The control plane's own behaviour comes in through keyword hooks, so this package knows nothing of KDS
-  or keys: ``delete_guard`` (may refuse a DELETE, see ``_resources``) and ``zone_token_issuer`` (signs
-  ``POST /tokens/zone``, see ``_tokens``; a global passes one, a zone CP must not).
+  or keys: ``delete_guard`` (may refuse a DELETE, see ``_resources``), ``zone_token_issuer`` (signs
+  ``POST /tokens/zone``, see ``_tokens``; a global passes one, a zone CP must not),
+  ``dataplane_token_issuer`` (``POST /tokens/dataplane``: a global or standalone CP, never a zone) and
+  ``zone_proxy_token_issuer`` (``POST /tokens/zone-proxy``: a zone or standalone CP, never the global);
+  see ``_proxy_tokens``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from aiohttp import web
 
 from kmesh.api._insight import FixedEndpoints
 from kmesh.api._middleware import RequestStats, access_middleware, error_middleware
+from kmesh.api._proxy_tokens import (
+    DATAPLANE_TOKEN_PATH,
+    ZONE_PROXY_TOKEN_PATH,
+    DataplaneTokenEndpoint,
+    DataplaneTokenIssuer,
+    ZoneProxyTokenEndpoint,
+    ZoneProxyTokenIssuer,
+)
 from kmesh.api._resources import DeleteGuard, ResourceEndpoints
 from kmesh.api._routes import Action, resource_routes
 from kmesh.api._tokens import ZONE_TOKEN_PATH, ZoneTokenEndpoint, ZoneTokenIssuer
@@ -55,19 +66,28 @@ def build_app(
     stats: RequestStats | None = None,
     delete_guard: DeleteGuard | None = None,
     zone_token_issuer: ZoneTokenIssuer | None = None,
+    dataplane_token_issuer: DataplaneTokenIssuer | None = None,
+    zone_proxy_token_issuer: ZoneProxyTokenIssuer | None = None,
 ) -> web.Application:
     """The API as an aiohttp application.
 
     ``stats`` collects request counters (a fresh one when None); it is also at ``app[STATS_KEY]``.
     ``delete_guard`` is asked before every DELETE; ``zone_token_issuer`` serves ``POST /tokens/zone``
-    (without one that route answers 404). Raises ConfigError for an unknown mode, a zone CP without a
-    zone, or a zone CP given a zone token issuer (only the global signs zone tokens).
+    (without one that route answers 404), and the two proxy token issuers theirs. Raises ConfigError for an
+    unknown mode, a zone CP without a zone, a zone CP given a zone or dataplane token issuer, or a global
+    given a zone-proxy token issuer.
     """
     parsed = parse_mode(mode)
     if parsed is Mode.ZONE and not zone:
         raise ConfigError("a zone control plane's API needs its zone name")
     if parsed is Mode.ZONE and zone_token_issuer is not None:
         raise ConfigError("a zone control plane does not issue zone tokens; only the global signs them")
+    if parsed is Mode.ZONE and dataplane_token_issuer is not None:
+        raise ConfigError("a zone control plane does not issue dataplane tokens; the global signs them")
+    if parsed is Mode.GLOBAL and zone_proxy_token_issuer is not None:
+        raise ConfigError(
+            "the global does not issue zone-proxy tokens; each zone control plane signs its own"
+        )
     stats = stats if stats is not None else RequestStats()
     app = web.Application(
         middlewares=[access_middleware(stats), error_middleware], client_max_size=MAX_BODY_BYTES
@@ -78,6 +98,8 @@ def build_app(
     app.router.add_get("/global-insight", fixed.global_insight)
     app.router.add_get("/config", fixed.config)
     app.router.add_post(ZONE_TOKEN_PATH, ZoneTokenEndpoint(zone_token_issuer).generate)
+    app.router.add_post(DATAPLANE_TOKEN_PATH, DataplaneTokenEndpoint(dataplane_token_issuer).generate)
+    app.router.add_post(ZONE_PROXY_TOKEN_PATH, ZoneProxyTokenEndpoint(zone_proxy_token_issuer).generate)
     endpoints = ResourceEndpoints(store, parsed, delete_guard=delete_guard)
     actions: dict[Action, Endpoint] = {
         Action.LIST: endpoints.list,
@@ -108,6 +130,8 @@ class ApiServer:
         shutdown_timeout_s: float = 10.0,
         delete_guard: DeleteGuard | None = None,
         zone_token_issuer: ZoneTokenIssuer | None = None,
+        dataplane_token_issuer: DataplaneTokenIssuer | None = None,
+        zone_proxy_token_issuer: ZoneProxyTokenIssuer | None = None,
     ) -> None:
         self._stats = RequestStats()
         self._app = build_app(
@@ -119,6 +143,8 @@ class ApiServer:
             stats=self._stats,
             delete_guard=delete_guard,
             zone_token_issuer=zone_token_issuer,
+            dataplane_token_issuer=dataplane_token_issuer,
+            zone_proxy_token_issuer=zone_proxy_token_issuer,
         )
         self._host = host
         self._requested_port = port

@@ -41,6 +41,9 @@ __all__ = [
     "ZoneTokenIssuer",
     "ZoneTokenRequest",
     "parse_zone_token_request",
+    "refuse",
+    "unknown_fields",
+    "valid_for_field",
 ]
 
 ZONE_TOKEN_PATH: Final = "/tokens/zone"
@@ -101,7 +104,9 @@ def _scopes(doc: dict[str, Any], out: list[FieldViolation]) -> list[str]:
     return scopes
 
 
-def _valid_for(doc: dict[str, Any], out: list[FieldViolation]) -> float:
+def valid_for_field(doc: dict[str, Any], out: list[FieldViolation]) -> float:
+    """``validFor`` of ``doc`` in seconds (default :data:`DEFAULT_VALID_FOR`), or 0 with a violation added
+    to ``out``; at least one second, since tokens carry whole seconds."""
     raw = doc.get("validFor")
     if raw is None:
         raw = DEFAULT_VALID_FOR
@@ -118,23 +123,30 @@ def _valid_for(doc: dict[str, Any], out: list[FieldViolation]) -> float:
     return seconds
 
 
-def parse_zone_token_request(doc: dict[str, Any]) -> ZoneTokenRequest:
-    """The checked request in ``doc``. Raises ApiError (400) naming every field at fault."""
-    violations = [
-        FieldViolation(str(key), f"unknown field; allowed: {', '.join(_FIELDS)}")
+def unknown_fields(doc: dict[str, Any], allowed: tuple[str, ...]) -> list[FieldViolation]:
+    """One violation per key of ``doc`` not in ``allowed``: a misspelt field is refused, never ignored."""
+    return [
+        FieldViolation(str(key), f"unknown field; allowed: {', '.join(allowed)}")
         for key in doc
-        if key not in _FIELDS
+        if key not in allowed
     ]
-    zone = _zone(doc, violations)
-    scopes = _scopes(doc, violations)
-    valid_for_s = _valid_for(doc, violations)
+
+
+def refuse(title: str, violations: list[FieldViolation]) -> None:
+    """Raise ApiError (400) naming every violation, when there is any."""
     if violations:
         raise ApiError(
-            400,
-            "Invalid zone token request",
-            "; ".join(f"{v.field}: {v.reason}" for v in violations),
-            invalid_parameters=violations,
+            400, title, "; ".join(f"{v.field}: {v.reason}" for v in violations), invalid_parameters=violations
         )
+
+
+def parse_zone_token_request(doc: dict[str, Any]) -> ZoneTokenRequest:
+    """The checked request in ``doc``. Raises ApiError (400) naming every field at fault."""
+    violations = unknown_fields(doc, _FIELDS)
+    zone = _zone(doc, violations)
+    scopes = _scopes(doc, violations)
+    valid_for_s = valid_for_field(doc, violations)
+    refuse("Invalid zone token request", violations)
     return ZoneTokenRequest(zone, scopes, valid_for_s)
 
 

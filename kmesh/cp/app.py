@@ -1,8 +1,17 @@
 """``ControlPlane``: the wiring of one control-plane process — store, defaults, API server — and nothing else.
 
 ``kmesh-cp`` runs one of these; tests and embedding programs run it in-process with ``async with``.
-Later components (the KDS server and client, the DP server) are started and stopped here, in that order
-of dependencies: the store first and last, listeners in between.
+What runs depends on the mode, started in this order (columns left to right), the store first and closed
+last; ``stop()`` ends the DP server first (proxies keep their last config), then the links to other
+control planes, then the API:
+
+| mode | mesh credentials | KDS server | API | DP server | KDS client |
+|---|---|---|---|---|---|
+| global | yes | yes | yes (zone and dataplane tokens) | no: the global accepts only zone CPs | no |
+| standalone | yes | no | yes (dataplane and zone-proxy tokens) | yes, zone ``default`` | no |
+| zone | no: they come from the global | no | yes (zone-proxy tokens) | yes, its zone | yes |
+
+Mesh credentials (``_meshca``) are each mesh's CA and dataplane token key, made where meshes are made.
 
 Rules:
 - ``start()`` either leaves everything running or, on failure, closes whatever it had opened and raises
@@ -26,8 +35,11 @@ import msgspec
 
 from kmesh._version import __version__
 from kmesh.api import ApiServer
+from kmesh.cp._meshca import MeshCredentials
 from kmesh.cp._multizone import ZoneTokens, ensure_kds_server_tls, zone_delete_guard
+from kmesh.cp._proxy_tokens import DataplaneTokens, ZoneProxyTokens
 from kmesh.cp.config import CpConfig, parse_kds_address
+from kmesh.dps import STANDALONE_ZONE, DpServer, ensure_dp_server_tls
 from kmesh.errors import AlreadyExists, KmeshError, NotFound, StoreError
 from kmesh.kds.global_server import KdsGlobalServer
 from kmesh.kds.zone_client import KdsZoneClient
@@ -58,6 +70,8 @@ class ControlPlane:
         self._kds_server: KdsGlobalServer | None = None
         self._kds_client: KdsZoneClient | None = None
         self._zone_tokens: ZoneTokens | None = None
+        self._credentials: MeshCredentials | None = None
+        self._dp_server: DpServer | None = None
         self._running = False
 
     @property
@@ -82,6 +96,19 @@ class ControlPlane:
         return self._kds_server.port
 
     @property
+    def dp_port(self) -> int:
+        """The port the DP server listens on. Raises RuntimeError when it does not run (the global has
+        none)."""
+        if self._dp_server is None:
+            raise RuntimeError("no DP server runs (only a started zone or standalone control plane has one)")
+        return self._dp_server.port
+
+    @property
+    def dp_server(self) -> DpServer | None:
+        """The DP server of a started zone or standalone control plane (None otherwise)."""
+        return self._dp_server
+
+    @property
     def kds_client(self) -> KdsZoneClient | None:
         """A zone control plane's link to the global (None in other modes)."""
         return self._kds_client
@@ -103,9 +130,13 @@ class ControlPlane:
             if self._store is None:
                 self._store = self._open_store()
             await self._ensure_default_mesh()
+            if self.config.mode != "zone":
+                await self._start_mesh_credentials()
             if self.config.mode == "global":
                 await self._start_kds_server()
             await self._start_api()
+            if self.config.mode != "global":
+                await self._start_dp_server()
             if self.config.mode == "zone":
                 await self._start_kds_client()
         except BaseException:
@@ -120,6 +151,11 @@ class ControlPlane:
                 "api_address": f"{self.config.api_server.host}:{self.api_port}",
                 "store_type": self.config.store.type,
                 "store_path": self._store_path(),
+                **(
+                    {"dp_address": f"{self.config.dp_server.host}:{self.dp_port}"}
+                    if self._dp_server is not None
+                    else {}
+                ),
             },
         )
 
@@ -187,6 +223,56 @@ class ControlPlane:
         except StoreError as exc:
             raise StartupError(f"store: cannot create the default Mesh: {exc}") from None
         log.info("created the default Mesh", extra={"mesh": DEFAULT_MESH})
+
+    async def _start_mesh_credentials(self) -> None:
+        credentials = MeshCredentials(self.store)
+        try:
+            await credentials.start()
+        except StoreError as exc:
+            raise StartupError(f"store: cannot make the meshes' CAs and token keys: {exc}") from None
+        self._credentials = credentials
+
+    async def _start_dp_server(self) -> None:
+        cfg = self.config
+        dp = cfg.dp_server
+        try:
+            cert, key = await ensure_dp_server_tls(
+                self.store, cert_file=dp.tls_cert_file, key_file=dp.tls_key_file, export_dir=self._data_dir()
+            )
+            context = server_context(cert, key)
+        except OSError as exc:
+            raise StartupError(
+                f"dp_server.tls_cert_file/dp_server.tls_key_file: cannot read or export: {_reason(exc)}"
+            ) from None
+        except (ValueError, ssl.SSLError) as exc:
+            raise StartupError(f"dp_server: unusable DP server certificate: {exc}") from None
+        except StoreError as exc:
+            raise StartupError(f"store: cannot read or keep the DP server certificate: {exc}") from None
+        server = DpServer(
+            self.store,
+            zone=cfg.zone if cfg.zone is not None else STANDALONE_ZONE,
+            host=dp.host,
+            port=dp.port,
+            ssl_context=context,
+            instance_id=cfg.instance_id,
+            cp_version=__version__,
+            heartbeat_interval_s=dp.heartbeat_interval_s,
+            require_token=dp.require_token,
+            deregister_delay_s=dp.deregister_delay_s,
+            shutdown_timeout_s=cfg.shutdown_timeout_s / 4,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            await server.stop()
+            raise StartupError(
+                f"dp_server: cannot listen on {dp.host}:{dp.port}: {_reason(exc).lower()}"
+                " (set --dp-port, KMESH_DP_SERVER_PORT or dp_server.port to a free port)"
+            ) from None
+        except StoreError as exc:
+            await server.stop()
+            raise StartupError(f"store: cannot start the DP server: {exc}") from None
+        self._dp_server = server
 
     async def _start_kds_server(self) -> None:
         cfg = self.config
@@ -283,6 +369,12 @@ class ControlPlane:
                 zone_delete_guard(self._kds_server.is_connected) if self._kds_server is not None else None
             ),
             zone_token_issuer=self._zone_tokens.issue if self._zone_tokens is not None else None,
+            dataplane_token_issuer=(
+                DataplaneTokens(self.store, self._credentials).issue
+                if self._credentials is not None
+                else None
+            ),
+            zone_proxy_token_issuer=ZoneProxyTokens(self.store).issue if cfg.mode != "global" else None,
         )
         try:
             await api.start()
@@ -295,7 +387,11 @@ class ControlPlane:
         self._api = api
 
     async def _close(self) -> None:
-        # Links to other control planes first, so nothing new arrives while the API and store wind down.
+        # Proxies first (they keep their last config and reconnect later), then links to other control
+        # planes, so nothing new arrives while the API and store wind down.
+        dp_server, self._dp_server = self._dp_server, None
+        if dp_server is not None:
+            await dp_server.stop()
         client, self._kds_client = self._kds_client, None
         if client is not None:
             await client.stop()
@@ -305,6 +401,9 @@ class ControlPlane:
         tokens, self._zone_tokens = self._zone_tokens, None
         if tokens is not None:
             await tokens.stop()
+        credentials, self._credentials = self._credentials, None
+        if credentials is not None:
+            await credentials.stop()
         api, self._api = self._api, None
         if api is not None:
             await api.stop()

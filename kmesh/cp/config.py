@@ -108,6 +108,16 @@ class KdsConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True)
 class DpServerConfig(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "0.0.0.0"  # proxies of the zone dial it; they authenticate with dataplane tokens
     port: Port = 5678
+    # The DP server certificate and key (PEM files). Unset: one is generated on first start, kept in the
+    # store, and its certificate written beside the SQLite file as dp-ca.pem for proxies to trust.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # Refuse proxies without a valid dataplane (or zone-proxy) token. Switch off only for development.
+    require_token: bool = True
+    # How often each side of a proxy's connection beats; a peer silent for three beats is dropped.
+    heartbeat_interval_s: Annotated[float, msgspec.Meta(gt=0, description="a number of seconds > 0")] = 10.0
+    # How long a proxy that left gracefully keeps its Dataplane, in case it comes back at once.
+    deregister_delay_s: Annotated[float, msgspec.Meta(ge=0, description="a number of seconds >= 0")] = 10.0
 
 
 @final
@@ -169,6 +179,8 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--kds-token-file", "kds.token_file", "file holding this zone's zone token (zone mode)"),
     Flag("--dp-port", "dp_server.port", "DP server port (zone and standalone modes)"),
+    Flag("--dp-tls-cert-file", "dp_server.tls_cert_file", "DP server certificate, PEM (zone and standalone)"),
+    Flag("--dp-tls-key-file", "dp_server.tls_key_file", "DP server private key, PEM (zone and standalone)"),
     Flag("--api-host", "api_server.host", "address the HTTP API binds to"),
     Flag("--api-port", "api_server.port", "HTTP API port (0: any free port)"),
     Flag("--store", "store.type", "sqlite (default) or memory"),
@@ -349,6 +361,8 @@ def _validate(config: CpConfig) -> None:
         parse_kds_address(config.kds.global_address)
     if (config.kds.tls_cert_file is None) != (config.kds.tls_key_file is None):
         raise ConfigError("kds.tls_cert_file and kds.tls_key_file: set both or neither")
+    if (config.dp_server.tls_cert_file is None) != (config.dp_server.tls_key_file is None):
+        raise ConfigError("dp_server.tls_cert_file and dp_server.tls_key_file: set both or neither")
     if config.kds.skip_verify and config.kds.ca_file:
         raise ConfigError("kds.skip_verify and kds.ca_file: choose one way to trust the global, not both")
     if not config.instance_id.strip():

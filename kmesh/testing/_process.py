@@ -2,8 +2,9 @@
 exits, such as ``--print-config``).
 
 Rules:
-- Hermetic: the child gets its own data dir (``KMESH_DATA_DIR``) and ``HOME``, a free API port, and none
-  of the caller's ``KMESH_*`` settings unless passed in ``env``; so a developer's shell cannot change a test.
+- Hermetic: the child gets its own data dir (``KMESH_DATA_DIR``) and ``HOME``, a free API port and a free
+  DP server port, and none of the caller's ``KMESH_*`` settings unless passed in ``env``; so a developer's
+  shell cannot change a test.
 - Every wait is bounded. When the process dies or does not answer in time, the error says so and quotes
   the tail of its log, which is where the reason is.
 - The process's stdout and stderr go to one log file in its data dir, kept across restarts of the same
@@ -80,7 +81,8 @@ def run_cp(
 class CpProcess:
     """A ``kmesh-cp`` subprocess serving its API on ``api_url``.
 
-    ``args`` are extra flags (not ``--api-port``: pass ``api_port``, which defaults to a free port);
+    ``args`` are extra flags (not ``--api-port``: pass ``api_port``, which defaults to a free port; the DP
+    server's port is ``dp_port``, a free one by default, which a ``--dp-port`` flag overrides);
     ``env`` adds variables; ``data_dir`` defaults to a temporary dir removed by ``close()``. Use it as a
     context manager, or call ``start()`` and ``stop()``; ``start()`` again after a stop restarts it on the
     same data dir and port.
@@ -92,6 +94,7 @@ class CpProcess:
         env: Mapping[str, str] | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         api_port: int | None = None,
+        dp_port: int | None = None,
         start_timeout_s: float = 30.0,
     ) -> None:
         self.args: tuple[str, ...] = args
@@ -99,6 +102,7 @@ class CpProcess:
         self.data_dir = Path(tempfile.mkdtemp(prefix="kmesh-cp-") if data_dir is None else data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.api_port = api_port if api_port is not None else free_port()
+        self.dp_port = dp_port if dp_port is not None else free_port()
         self.env = dict(env or {})
         self.start_timeout_s = start_timeout_s
         self.log_path = self.data_dir / "kmesh-cp.log"
@@ -127,7 +131,8 @@ class CpProcess:
         """Start it and wait until ``GET /`` answers. Raises CpProcessError with the log's tail."""
         if self._proc is not None and self._proc.poll() is None:
             raise CpProcessError(f"kmesh-cp (pid {self._proc.pid}) is already running")
-        env = cp_env(self.data_dir, {"KMESH_API_SERVER_PORT": str(self.api_port), **self.env})
+        ports = {"KMESH_API_SERVER_PORT": str(self.api_port), "KMESH_DP_SERVER_PORT": str(self.dp_port)}
+        env = cp_env(self.data_dir, {**ports, **self.env})
         with open(self.log_path, "ab") as log_file:
             self._log_offset = log_file.tell()
             self._proc = subprocess.Popen(

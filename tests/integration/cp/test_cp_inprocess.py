@@ -21,7 +21,10 @@ T = TypeVar("T")
 
 def _config(tmp_path: Path, **flags: str) -> CpConfig:
     return load_config(
-        env={"KMESH_DATA_DIR": str(tmp_path)}, flags={"api_server.port": "0", **flags}, hostname="t", pid=1
+        env={"KMESH_DATA_DIR": str(tmp_path)},
+        flags={"api_server.port": "0", "dp_server.port": "0", **flags},
+        hostname="t",
+        pid=1,
     )
 
 

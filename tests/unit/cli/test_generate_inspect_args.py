@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from kmesh.cli._cmd_generate import parse_scopes, parse_valid_for
+from kmesh.cli._cmd_generate import parse_scopes, parse_tag, parse_valid_for
 from kmesh.cli.main import build_parser, main
 
 
@@ -65,3 +65,21 @@ def test_get_and_delete_take_a_zone() -> None:
     assert parser.parse_args(["get", "dataplanes", "-z", "east"]).zone == "east"
     assert parser.parse_args(["delete", "dataplane", "web-1", "--zone", "west"]).zone == "west"
     assert parser.parse_args(["get", "dataplanes"]).zone is None
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("kuma.io/service=web", ("kuma.io/service", ["web"])),
+        (" version = v1 ", ("version", ["v1"])),
+        ("kuma.io/service=web,web-api", ("kuma.io/service", ["web", "web-api"])),
+    ],
+)
+def test_tag(text: str, parsed: tuple[str, list[str]]) -> None:
+    assert parse_tag(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["web", "=web", "kuma.io/service=", "a=b,,c"])
+def test_bad_tag(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="expected NAME=VALUE"):
+        parse_tag(text)
