@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kmesh.api._middleware import RequestStats
+from kmesh.api._proxy_config import PROXY_CONFIG_PATH, ProxyConfigEndpoint
 from kmesh.api._proxy_tokens import (
     DATAPLANE_TOKEN_PATH,
     ZONE_PROXY_TOKEN_PATH,
@@ -21,6 +22,7 @@ __all__ = [
     "DATAPLANE_TOKEN_PATH",
     "DEFAULT_VALID_FOR",
     "DELETE_REFUSED",
+    "PROXY_CONFIG_PATH",
     "STATS_KEY",
     "ZONE_PROXY_TOKEN_PATH",
     "ZONE_TOKEN_PATH",
@@ -31,6 +33,7 @@ __all__ = [
     "DataplaneTokenIssuer",
     "DataplaneTokenRequest",
     "DeleteGuard",
+    "ProxyConfigEndpoint",
     "RequestStats",
     "ResourceRoute",
     "ZoneProxyTokenIssuer",

@@ -7,7 +7,8 @@ For each type, by scope (Kuma's REST layout, ``pkg/api-server/resource_endpoints
                          GET /T                             (every mesh at once, as Kuma's /dataplanes)
     other global T       GET /T                             PUT|GET|DELETE /T/{name}
 
-plus the fixed routes ``/``, ``/global-insight``, ``/config`` and ``POST /tokens/zone`` (``_tokens``).
+plus the fixed routes ``/``, ``/global-insight``, ``/config``, ``POST /tokens/zone`` (``_tokens``) and
+``GET /meshes/{mesh}/dataplanes/{name}/_config`` (``_proxy_config``; one segment deeper than any item).
 PUT and DELETE are routed for read-only types too, so that refusing them says why (405 with a reason)
 instead of a bare "method not allowed".
 A type path that would shadow a fixed route is a programming error, raised when the table is built.

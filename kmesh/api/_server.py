@@ -12,6 +12,8 @@ Rules:
   ``dataplane_token_issuer`` (``POST /tokens/dataplane``: a global or standalone CP, never a zone) and
   ``zone_proxy_token_issuer`` (``POST /tokens/zone-proxy``: a zone or standalone CP, never the global);
   see ``_proxy_tokens``.
+- ``GET /meshes/{mesh}/dataplanes/{name}/_config`` (``_proxy_config``) computes a dataplane's proxy config
+  from the store on a zone or standalone CP; the global refuses it, naming the dataplane's zone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import web
 
 from kmesh.api._insight import FixedEndpoints
 from kmesh.api._middleware import RequestStats, access_middleware, error_middleware
+from kmesh.api._proxy_config import PROXY_CONFIG_PATH, ProxyConfigEndpoint
 from kmesh.api._proxy_tokens import (
     DATAPLANE_TOKEN_PATH,
     ZONE_PROXY_TOKEN_PATH,
@@ -100,6 +103,7 @@ def build_app(
     app.router.add_post(ZONE_TOKEN_PATH, ZoneTokenEndpoint(zone_token_issuer).generate)
     app.router.add_post(DATAPLANE_TOKEN_PATH, DataplaneTokenEndpoint(dataplane_token_issuer).generate)
     app.router.add_post(ZONE_PROXY_TOKEN_PATH, ZoneProxyTokenEndpoint(zone_proxy_token_issuer).generate)
+    app.router.add_get(PROXY_CONFIG_PATH, ProxyConfigEndpoint(store, parsed, zone).get)
     endpoints = ResourceEndpoints(store, parsed, delete_guard=delete_guard)
     actions: dict[Action, Endpoint] = {
         Action.LIST: endpoints.list,

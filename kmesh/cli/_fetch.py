@@ -5,8 +5,9 @@ Rules:
   BadResponse naming what was being listed. Items that are not objects are skipped, not fatal.
 - The offset of the next page is read from the server's ``next`` URL, so paging follows the server. A
   server whose ``next`` does not move forward ends the walk instead of looping forever.
-- Joined types (a Zone's ZoneInsight) are fetched by ``(mesh, name)``; a control plane that does not serve
-  the joined type (404) is not an error: the columns just show what is known.
+- Joined types (a Zone's ZoneInsight) are keyed by ``(mesh, name, zone)`` (``_render.join_key``); a
+  control plane that does not serve the joined type (404) is not an error: the columns just show what
+  is known.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kmesh.cli._client import ApiClient, ApiError, BadResponse
-from kmesh.cli._render import Doc
+from kmesh.cli._render import Doc, JoinKey, join_key
 from kmesh.cli._types import collection_path, item_path
 from kmesh.model import ResourceDescriptor, descriptor
 
 __all__ = ["fetch_joined", "list_all", "listing", "next_offset"]
 
-# descriptor name of a joined type -> (mesh, name) -> its document
-JoinedDocs = dict[str, dict[tuple[str, str], Doc]]
+# descriptor name of a joined type -> (mesh, name, zone) -> its document
+JoinedDocs = dict[str, dict[JoinKey, Doc]]
 
 
 def listing(body: Any, what: str) -> tuple[list[Doc], Any]:
@@ -62,8 +63,11 @@ def list_all(client: ApiClient, desc: ResourceDescriptor, mesh: str, *, zone: st
         offset = following
 
 
-def fetch_joined(client: ApiClient, joins: tuple[str, ...], mesh: str, name: str | None) -> JoinedDocs:
-    """The documents of the ``joins`` types (one named ``name``, or all), keyed by ``(mesh, name)``.
+def fetch_joined(
+    client: ApiClient, joins: tuple[str, ...], mesh: str, name: str | None, *, zone: str | None = None
+) -> JoinedDocs:
+    """The documents of the ``joins`` types (one named ``name``, or all), keyed by ``(mesh, name, zone)``;
+    ``zone`` picks a zone's copy on a global.
 
     Raises ApiError (other than 404), CpUnreachable, BadResponse.
     """
@@ -75,15 +79,13 @@ def fetch_joined(client: ApiClient, joins: tuple[str, ...], mesh: str, name: str
             continue  # the model does not define that type: there is nothing to join
         try:
             docs = (
-                [client.get(item_path(other, mesh, name))]
+                [client.get(item_path(other, mesh, name), {"zone": zone} if zone is not None else None)]
                 if name is not None
-                else list_all(client, other, mesh)
+                else list_all(client, other, mesh, zone=zone)
             )
         except ApiError as exc:
             if exc.status != 404:
                 raise
             docs = []
-        joined[type_name] = {
-            (str(d.get("mesh") or ""), str(d.get("name") or "")): d for d in docs if isinstance(d, Mapping)
-        }
+        joined[type_name] = {join_key(d): d for d in docs if isinstance(d, Mapping)}
     return joined

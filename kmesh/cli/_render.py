@@ -10,7 +10,9 @@ Rules:
 - Cells read documents defensively: a field that is missing or has an unexpected type shows as empty (or
   ``off``), never as an error — ``get`` must still list what it can.
 - A presentation may ``join`` other types (a Zone's status comes from its ZoneInsight); the caller fetches
-  those and passes them in by ``(mesh, name)``. Ages are computed against the ``now`` passed in.
+  those and passes them in by ``(mesh, name, zone)`` (:func:`join_key`): on a global, ``web-1`` of zone
+  east meets the insight of zone east's ``web-1``, not west's. Ages are computed against the ``now``
+  passed in.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ __all__ = [
     "ZONE_PRESENTATION",
     "Column",
     "Doc",
+    "JoinKey",
     "Joined",
     "Presentation",
     "RenderContext",
+    "join_key",
+    "joined_doc",
     "presentation_for",
     "render",
     "render_json",
@@ -45,8 +50,10 @@ __all__ = [
 OUTPUT_FORMATS = ("table", "yaml", "json")
 
 Doc = Mapping[str, Any]
-# descriptor name of a joined type -> (mesh, name) -> its document
-Joined = Mapping[str, Mapping[tuple[str, str], Doc]]
+# (mesh, name, zone of origin): on a global, two zones may each have sent a ``web-1`` and its insight.
+JoinKey = tuple[str, str, str]
+# descriptor name of a joined type -> JoinKey -> its document
+Joined = Mapping[str, Mapping[JoinKey, Doc]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,16 @@ def _host_port(address: object, port: object) -> str:
 def _labels(doc: Doc) -> Mapping[str, Any]:
     labels = doc.get("labels")
     return labels if isinstance(labels, Mapping) else {}
+
+
+def join_key(doc: Doc) -> JoinKey:
+    """How a document meets the documents joined to it: its mesh, name and ``kuma.io/zone`` label."""
+    return (_text(doc.get("mesh")), _text(doc.get("name")), _text(_labels(doc).get(LABEL_ZONE)))
+
+
+def joined_doc(ctx: RenderContext, type_name: str, doc: Doc) -> Doc | None:
+    """The ``type_name`` document joined to ``doc`` (its insight), or None."""
+    return ctx.joined.get(type_name, {}).get(join_key(doc))
 
 
 MESH = Column("MESH", lambda doc, ctx: _text(doc.get("mesh")))
@@ -197,7 +214,7 @@ _NONE = "-"
 
 def _zone_subscriptions(doc: Doc, ctx: RenderContext) -> list[Doc] | None:
     """The subscriptions of the zone's insight, oldest first; None when the zone has no insight."""
-    insight = ctx.joined.get("ZoneInsight", {}).get(("", _text(doc.get("name"))))
+    insight = joined_doc(ctx, "ZoneInsight", doc)
     if insight is None:
         return None
     subscriptions = spec_of(descriptor("ZoneInsight"), insight).get("subscriptions")

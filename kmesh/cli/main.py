@@ -38,16 +38,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _common_flags() -> argparse.ArgumentParser:
+def _common_flags(config_flags: Sequence[str] = ("--config", "--config-file")) -> argparse.ArgumentParser:
     """The global flags, as a parent of every parser so they may come anywhere on the line.
 
     Their defaults are SUPPRESS: a subcommand's parser would otherwise overwrite a value given before the
-    subcommand with its own default.
+    subcommand with its own default. ``config_flags`` names the config file's flag: ``inspect dataplane``
+    takes ``--config`` for the proxy config (as its brief and kumactl users expect), so after that
+    subcommand the file is ``--config-file`` only (``--config PATH`` before the command still works).
     """
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument(
-        "--config", "--config-file", dest="config", metavar="PATH", help="kmeshctl config file"
-    )
+    common.add_argument(*config_flags, dest="config", metavar="PATH", help="kmeshctl config file")
     common.add_argument("--cp-address", metavar="URL", help="control plane API to use for this call")
     common.add_argument(
         "--skip-verify", action="store_true", help="do not verify the control plane's TLS certificate"
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _cmd_config.register(commands, common)
     _cmd_get.register(commands, common)
-    _cmd_inspect.register(commands, common)
+    _cmd_inspect.register(commands, common, common_without_config=_common_flags(("--config-file",)))
     _cmd_apply.register(commands, common)
     _cmd_generate.register(commands, common)
     version = commands.add_parser("version", parents=[common], help="print client and control plane versions")

@@ -134,9 +134,10 @@ class ControlPlane:
                 await self._start_mesh_credentials()
             if self.config.mode == "global":
                 await self._start_kds_server()
-            await self._start_api()
             if self.config.mode != "global":
                 await self._start_dp_server()
+            # The API last among the listeners: once it answers, everything it reports on is serving.
+            await self._start_api()
             if self.config.mode == "zone":
                 await self._start_kds_client()
         except BaseException:

@@ -232,7 +232,9 @@ class CpProcess:
                     f"kmesh-cp exited with status {status} before serving {self.api_url}. "
                     f"Last lines of its log:\n{self.tail()}"
                 )
-            if self._answers():
+            # Ready = the API answers and the process has logged that every part started (the API is the
+            # last listener, but the zone's KDS client starts after it).
+            if self._answers() and self._started_logged():
                 return
             if time.monotonic() > deadline:
                 proc.kill()
@@ -242,6 +244,9 @@ class CpProcess:
                     f"Last lines of its log:\n{self.tail()}"
                 )
             time.sleep(_POLL_S)
+
+    def _started_logged(self) -> bool:
+        return any(r.get("msg") == "control plane started" for r in self.log_records())
 
     def _answers(self) -> bool:
         try:

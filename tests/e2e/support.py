@@ -343,8 +343,6 @@ class Cluster:
             str(self.ca_file),
             "--kds-token-file",
             str(token_file),
-            "--dp-port",
-            str(free_port()),
             data_dir=self.root / f"cp-{zone}-{time.monotonic_ns()}",
         )
         return cp
@@ -536,3 +534,24 @@ class Cluster:
         after = self.snapshot()
         for side, rows in before.items():
             assert_untouched(rows, after[side], changed.get(side, set()), side)
+
+
+async def eventually_async(probe: Callable[[], T], what: str, timeout_s: float = TIMEOUT_S) -> T:
+    """``eventually`` for a test that runs in-process clients on the event loop: the same probe and
+    deadline, but it sleeps with ``asyncio.sleep`` so the loop (and the clients on it) keeps running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return probe()
+        except (AssertionError, OSError) as exc:
+            last: BaseException = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout_s:g}s waiting for {what}; last observed: {last!s}"
+            ) from last
+        await asyncio.sleep(POLL_S)
+
+
+def dp_port_of(cp: CpProcess) -> int:
+    """The port a control plane's DP server listens on (``CpProcess`` gives each a free one)."""
+    return cp.dp_port

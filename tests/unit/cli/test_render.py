@@ -125,7 +125,7 @@ def _version(version: str) -> dict:
 
 ZONE_INSIGHTS = {
     # Reconnected 3h ago: counters add up over both subscriptions, times and version are the newest's.
-    ("", "zone-1"): _insight(
+    ("", "zone-1", ""): _insight(
         "zone-1",
         [
             _subscription(
@@ -139,12 +139,12 @@ ZONE_INSIGHTS = {
         ],
     ),
     # Disconnected 3m ago; Kuma's REST API writes the uint64 counters as strings.
-    ("", "zone-2"): _insight(
+    ("", "zone-2", ""): _insight(
         "zone-2",
         [_subscription("c", T_4D, disconnectTime=T_3M, status=_status(T_3M, "22", "11"))],
     ),
     # Connected, but disabled: Offline; no update sent yet, no version reported.
-    ("", "zone-3"): _insight("zone-3", [_subscription("d", T_3M)]),
+    ("", "zone-3", ""): _insight("zone-3", [_subscription("d", T_3M)]),
     # zone-4 has no insight: its CP never connected.
 }
 
@@ -254,7 +254,7 @@ def test_inspect_zones_overview_list(golden) -> None:
     items = {item["name"]: item for item in json.loads(text)["items"]}
     assert body["total"] == len(ZONES)
     assert items["zone-3"]["zone"] == {"enabled": False}
-    assert items["zone-1"]["zoneInsight"]["subscriptions"] == ZONE_INSIGHTS["", "zone-1"]["subscriptions"]
+    assert items["zone-1"]["zoneInsight"]["subscriptions"] == ZONE_INSIGHTS["", "zone-1", ""]["subscriptions"]
     assert items["zone-4"]["zoneInsight"] == {}
     assert {item["type"] for item in items.values()} == {"ZoneOverview"}
 
