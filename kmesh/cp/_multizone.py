@@ -5,6 +5,10 @@ Rules:
 - Key material lives in the store as GlobalSecrets, which never leave the global (their KDS direction is
   none): ``kds-server-tls`` (certificate and key PEM, generated on first start unless files are given) and
   ``zone-token-signing-key-<serial>`` (see ``kmesh.tokens``). Nothing here logs a key or a token.
+- For each signing key the global keeps ``zone-token-signing-public-key-<serial>`` holding its public half
+  (created at start and whenever a signing key appears, removed when its signing key is retired): those,
+  and ``zone-token-revocations``, are the GlobalSecrets KDS carries to zones, so a zone control plane
+  verifies the zone tokens (scope ingress/egress) of its zone proxies, as Kuma does.
 - The generated certificate (public) is written to ``kds-ca.pem`` beside the SQLite store, so a zone can
   trust it with ``--kds-ca-file``; its SHA-256 fingerprint is logged for an operator to compare.
 - Zone authentication runs on every Hello against a key cache that follows the store through its change
@@ -22,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, final
 
-from kmesh.errors import AlreadyExists, FieldViolation, NotFound, StoreError
+from kmesh.errors import AlreadyExists, Conflict, FieldViolation, NotFound, StoreError
 from kmesh.kds import Hello
 from kmesh.model import ResourceKey, new_resource
 from kmesh.model.types import GlobalSecretSpec
@@ -30,6 +34,7 @@ from kmesh.pki import cert_fingerprint_sha256, generate_self_signed_server_cert
 from kmesh.store import ChangeKind, ResourceStore
 from kmesh.tokens import (
     ZONE_SIGNING_KEY_PREFIX,
+    ZONE_SIGNING_PUBLIC_KEY_PREFIX,
     ZONE_TOKEN_REVOCATIONS,
     KeySet,
     TokenError,
@@ -39,6 +44,7 @@ from kmesh.tokens import (
     revoked_ids,
     verify_zone_token,
     zone_key_set,
+    zone_public_key_secrets,
     zone_signing_key_secret,
 )
 
@@ -133,6 +139,7 @@ class ZoneTokens:
                 await self._store.create(key)
                 log.info("generated a zone token signing key", extra={"secret": key.meta.name})
         await self._reload()
+        await self._publish_public_keys()
         self._watch_task = asyncio.create_task(self._follow(), name="zone-token-keys")
 
     async def stop(self) -> None:
@@ -148,6 +155,34 @@ class ZoneTokens:
         revocations = next((s for s in secrets if s.meta.name == ZONE_TOKEN_REVOCATIONS), None)
         self._revoked = revoked_ids(revocations)
 
+    async def _publish_public_keys(self) -> None:
+        """Make the ``zone-token-signing-public-key-<serial>`` GlobalSecrets match the signing keys: one
+        per signing key, holding its public half; none for a retired key. Raises StoreError."""
+        secrets = (await self._store.list("GlobalSecret")).items
+        try:
+            wanted = {s.meta.name: s for s in zone_public_key_secrets(secrets)}
+        except ValueError as exc:
+            log.warning("could not publish zone token public keys", extra={"error": str(exc)})
+            return
+        prefix = f"{ZONE_SIGNING_PUBLIC_KEY_PREFIX}-"
+        have = {s.meta.name: s for s in secrets if s.meta.name.startswith(prefix)}
+        for name, secret in wanted.items():
+            current = have.get(name)
+            if current is not None and current.spec == secret.spec:
+                continue
+            # Another replica may be doing the same: its write wins, and the change event brings us back.
+            with contextlib.suppress(AlreadyExists, NotFound, Conflict):
+                if current is None:
+                    await self._store.create(secret)
+                    log.info("published a zone token public key", extra={"secret": name})
+                else:
+                    await self._store.update(secret, expected_version=current.meta.version)
+        for name, current in have.items():
+            if name not in wanted:
+                with contextlib.suppress(NotFound, Conflict):
+                    await self._store.delete(current.key, expected_version=current.meta.version)
+                    log.info("retired a zone token public key", extra={"secret": name})
+
     async def _follow(self) -> None:
         async for event in self._store.watch():
             if event.kind is ChangeKind.RESYNC or (
@@ -155,6 +190,7 @@ class ZoneTokens:
             ):
                 try:
                     await self._reload()
+                    await self._publish_public_keys()
                 except StoreError as exc:
                     log.warning("could not reload zone token keys", extra={"error": str(exc)})
 

@@ -14,7 +14,11 @@ Rules, in this order (the first failure wins):
 3. A sidecar's mesh exists here (``mesh_not_found``: meshes are made on the global and synced down).
 4. The token (unless the server runs without authentication): a sidecar's is a dataplane token of its
    mesh, verified against the mesh's ``dataplane-token-signing-key-<mesh>-<serial>`` Secrets and its
-   revocation list; a zone proxy's is a zone-proxy token (:mod:`kmesh.dps.zone_proxy_tokens`). A token
+   revocation list; a zone proxy's is either a zone token of the global (``kmeshctl generate zone-token
+   --zone Z --scope ingress|egress``, Kuma's way: audience ``kmesh-zone``, verified with the
+   ``zone-token-signing-public-key-<serial>`` GlobalSecrets and the ``zone-token-revocations`` list that
+   KDS brings from the global; its scope must be the proxy type and its zone this zone), or a zone-proxy
+   token of this zone's control plane (:mod:`kmesh.dps.zone_proxy_tokens`). A token
    error is sent with its own code (``token_expired``, ``token_bad_signature``, ...); a token signed by
    another mesh's key is ``token_mismatch`` naming the mesh it was made for.
 5. The token fits the proxy (``check_dataplane_identity``): proxy type, name, and each tag it sets equal
@@ -44,15 +48,20 @@ from kmesh.model._fields import label_problems
 from kmesh.model.types import DataplaneSpec, MeshSpec, ZoneEgressSpec, ZoneIngressSpec
 from kmesh.model.types.mesh import TagRules
 from kmesh.tokens import (
+    ZONE_AUDIENCE,
+    ZONE_TOKEN_REVOCATIONS,
     DataplaneTokenClaims,
     ProxyType,
     TokenError,
     UnknownSigningKey,
+    ZoneTokenClaims,
     check_dataplane_identity,
     dataplane_key_set,
     dataplane_revocations_name,
     revoked_ids,
     verify_dataplane_token,
+    verify_zone_token,
+    zone_public_key_set,
 )
 
 __all__ = [
@@ -77,10 +86,11 @@ _PROXY_TYPE_OF: Final = {type_name: proxy_type for proxy_type, type_name in RESO
 @final
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """The proxy may join: register ``resource``. ``claims`` is None when authentication is off."""
+    """The proxy may join: register ``resource``. ``claims`` is None when authentication is off; a zone
+    proxy admitted with a zone token of the global has :class:`ZoneTokenClaims`."""
 
     resource: Resource
-    claims: DataplaneTokenClaims | None
+    claims: DataplaneTokenClaims | ZoneTokenClaims | None
 
 
 @final
@@ -150,9 +160,9 @@ def admit(
             f"mesh {meta.mesh!r} does not exist in this zone: meshes are created on the global control "
             "plane and reach zones over KDS (check the mesh name, or wait for the zone to sync)",
         )
-    claims: DataplaneTokenClaims | None = None
+    claims: DataplaneTokenClaims | ZoneTokenClaims | None = None
     if require_token:
-        checked = _check_token(hello, resource, secrets, global_secrets, now)
+        checked = _check_token(hello, resource, secrets, global_secrets, now, zone)
         if isinstance(checked, Refused):
             return checked
         claims = checked
@@ -174,19 +184,25 @@ def _check_token(
     secrets: Sequence[Resource],
     global_secrets: Sequence[Resource],
     now: float,
-) -> DataplaneTokenClaims | Refused:
+    zone: str,
+) -> DataplaneTokenClaims | ZoneTokenClaims | Refused:
     meta = resource.meta
     proxy_type: ProxyType = "sidecar" if meta.type == "Dataplane" else _zone_proxy_type(meta.type)
     if not hello.token:
         what = (
             f"a dataplane token (kmeshctl generate dataplane-token --mesh {meta.mesh} --name {meta.name})"
             if meta.mesh
-            else f"a zone-proxy token of type {proxy_type} from this zone's control plane"
+            else (
+                f"a zone token on the global (kmeshctl generate zone-token --zone {zone} --scope "
+                f"{proxy_type}) or a zone-proxy token of type {proxy_type} from this zone's control plane"
+            )
         )
         return Refused(
             CloseCode.UNAUTHENTICATED,
             f"a token is required: generate {what} and give it to the proxy with --dataplane-token-file",
         )
+    if not meta.mesh and _audience(hello.token) == ZONE_AUDIENCE:
+        return _check_zone_token(hello.token, proxy_type, global_secrets, now, zone)
     try:
         if meta.mesh:
             keys = dataplane_key_set(secrets, mesh=meta.mesh)
@@ -220,6 +236,52 @@ def _check_token(
         return _other_mesh(hello.token, meta.mesh) or Refused(exc.code, exc.reason)
     except TokenError as exc:
         return Refused(exc.code, exc.reason)
+    return claims
+
+
+def _audience(token: str) -> object:
+    """The token's (unverified) audience, read only to tell a zone token from a zone-proxy token; the
+    chosen verification checks it again with the signature."""
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get("aud")
+    except jwt.PyJWTError:
+        return None
+
+
+def _check_zone_token(
+    token: str, proxy_type: ProxyType, global_secrets: Sequence[Resource], now: float, zone: str
+) -> ZoneTokenClaims | Refused:
+    """A zone token of the global for a zone ingress or egress of this zone, verified with the public keys
+    and the revocation list synced from the global."""
+    try:
+        keys = zone_public_key_set(global_secrets)
+        revocations = next((s for s in global_secrets if s.meta.name == ZONE_TOKEN_REVOCATIONS), None)
+        revoked = revoked_ids(revocations)
+    except ValueError as exc:
+        return Refused(CloseCode.UNAUTHENTICATED, f"the zone token cannot be checked: {exc}")
+    if not keys.kids:
+        return Refused(
+            UnknownSigningKey.code,
+            "this zone control plane has no zone token public key yet, so no zone token can be verified: "
+            "the global's zone-token-signing-public-key GlobalSecrets reach zones over KDS (check that this "
+            "zone is connected to the global, or use a zone-proxy token of this zone)",
+        )
+    try:
+        claims = verify_zone_token(token, keys, now=now, required_scope=proxy_type, revoked_ids=revoked)
+    except UnknownSigningKey as exc:
+        return Refused(
+            exc.code,
+            f"{exc.reason}: the zone token was not signed by a key of the global this zone is connected to "
+            "(or its public key has not reached this zone yet)",
+        )
+    except TokenError as exc:
+        return Refused(exc.code, exc.reason)
+    if claims.zone != zone:
+        return Refused(
+            "token_mismatch",
+            f"the zone token is for zone {claims.zone[:64]!r}, but this control plane serves zone {zone!r}; "
+            f"generate one with: kmeshctl generate zone-token --zone {zone} --scope {proxy_type}",
+        )
     return claims
 
 

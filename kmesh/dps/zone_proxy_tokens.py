@@ -1,10 +1,10 @@
 """Tokens of a zone's own proxies (zone ingress, zone egress), signed and verified by the zone control plane.
 
 A sidecar proves itself with a dataplane token of its mesh (:mod:`kmesh.tokens`), whose keys are mesh
-Secrets made on the global and synced to every zone. A zone ingress or egress belongs to no mesh, and the
-zone tokens of the global (scope ``ingress``/``egress``) cannot be checked by a zone control plane, whose
-KDS link never brings the global's zone-token key down. So a zone control plane signs its zone proxies'
-tokens itself, as the design's "dataplane-style tokens signed by a zone-proxy key":
+Secrets made on the global and synced to every zone. A zone ingress or egress belongs to no mesh: it
+presents either a zone token of the global (scope ``ingress``/``egress``, verified with the public keys KDS
+brings down, see :mod:`kmesh.dps._admission`), or a token its zone control plane signs itself, as the
+design's "dataplane-style tokens signed by a zone-proxy key" (this module):
 
     GlobalSecret  zone-proxy-token-signing-key-<serial>    a signing key of this zone (never synced)
     GlobalSecret  zone-proxy-token-revocations             revoked token ids, one per line

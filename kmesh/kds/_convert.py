@@ -2,13 +2,15 @@
 one side (origin labels, zone pinning, owners, record ids, the content hashes both ends compute alike).
 
 Types come from the descriptor table only (STYLE.md: the table drives KDS, nothing lists types by hand):
-global -> zones are the descriptors with ``kds is GLOBAL_TO_ZONES`` (meshes, policies, mesh secrets) plus
-the ``kds_to_other_zones`` types (ZoneIngress), which the global relays from each zone to every *other*
-zone; zone -> global are those with ``kds is ZONE_TO_GLOBAL``. A relayed type therefore flows both ways on
-one connection. Types are subscribed to, sent and applied in the order of the descriptor table, which
-registers a Mesh before anything inside a mesh and a resource before its insight; as a connection delivers
-in order and each side applies in order, a receiver never sees a resource before the Mesh or owner it
-refers to when both come in the same sync.
+global -> zones are the descriptors with ``kds is GLOBAL_TO_ZONES`` (meshes, policies, mesh secrets), the
+``kds NONE`` types with ``kds_name_prefixes`` (GlobalSecret), of which only the resources named with one
+of those prefixes flow (:func:`carried`: the zone-token public keys and revocation list, never a private
+key), plus the ``kds_to_other_zones`` types (ZoneIngress), which the global relays from each zone to
+every *other* zone; zone -> global are those with ``kds is ZONE_TO_GLOBAL``. A relayed type therefore
+flows both ways on one connection. Types are subscribed to, sent and applied in the order of the
+descriptor table, which registers a Mesh before anything inside a mesh and a resource before its
+insight; as a connection delivers in order and each side applies in order, a receiver never sees a
+resource before the Mesh or owner it refers to when both come in the same sync.
 
 A :class:`RecordMapper` is made per connection with this side's role and ``zone``: on a zone control plane
 its own zone name, on the global the zone at the other end of the connection.
@@ -29,6 +31,10 @@ Rules (DESIGN.md, "Resources" and "Wire"):
   zone sent, through the store's owner cascade.
 - An owner crosses the wire only when the receiver can hold it under the same rules (same direction, same
   origin); any other owner is dropped by the sender, so the receiver's hash still matches.
+- The name selection (:func:`carried`) applies on both ends, in the one mapper: the global sends, lists
+  and diffs only carried names, and a zone announces as ``known``, accepts and deletes only carried names,
+  so a zone's own GlobalSecrets (its DP server certificate, its zone-proxy keys) are never announced to
+  the global nor removed by it.
 - A record is refused (:class:`RecordRefused`, whose reason goes into the Nack) when its type is not the
   chunk's, its id or hash does not match its fields, its zone is not one this side accepts from the peer,
   its spec does not decode, or the resource does not validate.
@@ -56,6 +62,7 @@ from kmesh.model import (
     ResourceKey,
     all_descriptors,
     decode_spec,
+    descriptor,
     encode_spec,
     validate_resource,
 )
@@ -66,6 +73,7 @@ __all__ = [
     "ZONE_TYPE",
     "RecordMapper",
     "RecordRefused",
+    "carried",
     "global_to_zones",
     "origin_labels",
     "rank",
@@ -87,7 +95,27 @@ def _names(descriptors: list[ResourceDescriptor]) -> tuple[str, ...]:
 @functools.cache
 def global_to_zones() -> tuple[str, ...]:
     """Types the global sends to every zone (resources made on the global)."""
-    return _names([d for d in all_descriptors() if d.kds is KdsDirection.GLOBAL_TO_ZONES])
+    return _names(
+        [
+            d
+            for d in all_descriptors()
+            if d.kds is KdsDirection.GLOBAL_TO_ZONES or (d.kds is KdsDirection.NONE and d.kds_name_prefixes)
+        ]
+    )
+
+
+@functools.cache
+def _name_prefixes(type_name: str) -> tuple[str, ...] | None:
+    """The name prefixes a type flows by, or None when every resource of the type flows."""
+    desc = descriptor(type_name)
+    return desc.kds_name_prefixes if desc.kds is KdsDirection.NONE else None
+
+
+def carried(type_name: str, name: str) -> bool:
+    """Whether KDS carries the resource ``name`` of a type that flows: all of them, except for a type that
+    flows by name (``kds_name_prefixes``), of which only those whose name starts with a prefix."""
+    prefixes = _name_prefixes(type_name)
+    return prefixes is None or name.startswith(prefixes)
 
 
 @functools.cache
@@ -165,9 +193,9 @@ class RecordMapper:
             return None
         return ""
 
-    def _sent_zone(self, type_: str, stored_zone: str) -> str | None:
+    def _sent_zone(self, type_: str, name: str, stored_zone: str) -> str | None:
         """The zone a stored resource travels with, or None when this side does not send it to the peer."""
-        if type_ not in self._sent:
+        if type_ not in self._sent or not carried(type_, name):
             return None
         if self.role is Role.ZONE:
             # Only the zone's own resources go up; other zones' ingresses came from the global.
@@ -179,7 +207,7 @@ class RecordMapper:
 
     def sent_id(self, key: ResourceKey) -> str | None:
         """The record id under which this side sends the stored ``key``, or None if it never sends it."""
-        zone = self._sent_zone(key.type, key.zone)
+        zone = self._sent_zone(key.type, key.name, key.zone)
         return None if zone is None else record_id(key.type, key.mesh, key.name, zone)
 
     def sent_key(self, rid: str) -> ResourceKey | None:
@@ -211,7 +239,7 @@ class RecordMapper:
     def to_record(self, resource: Resource) -> Record | None:
         """The record this side sends for a stored resource, or None if it does not send it to the peer."""
         meta = resource.meta
-        zone = self._sent_zone(meta.type, meta.zone)
+        zone = self._sent_zone(meta.type, meta.name, meta.zone)
         if zone is None:
             return None
         labels = dict(meta.labels)
@@ -241,8 +269,8 @@ class RecordMapper:
             return self.zone
         return None if type_ in self._relayed else ""
 
-    def _from_peer(self, type_: str, stored_zone: str) -> bool:
-        if type_ not in self._received:
+    def _from_peer(self, type_: str, name: str, stored_zone: str) -> bool:
+        if type_ not in self._received or not carried(type_, name):
             return False
         if self.role is Role.GLOBAL:
             return stored_zone == self.zone
@@ -254,7 +282,7 @@ class RecordMapper:
         """``(record id, content hash, spec bytes)`` of a stored resource as the peer sent it, or None if
         it did not come from the peer. The hash equals the one the peer computes from its own copy."""
         meta = resource.meta
-        if not self._from_peer(meta.type, meta.zone):
+        if not self._from_peer(meta.type, meta.name, meta.zone):
             return None
         owner = meta.owner
         owner_id: str | None = None
@@ -263,6 +291,10 @@ class RecordMapper:
         spec = encode_spec(resource.spec)
         digest = content_hash(meta.labels, spec, owner_id)
         return record_id(meta.type, meta.mesh, meta.name, meta.zone), digest, len(spec)
+
+    def _check_carried(self, type_: str, name: str) -> None:
+        if not carried(type_, name):
+            raise RecordRefused(f"{type_} {name[:64]!r} never leaves the control plane that holds it")
 
     def _received_zone(self, type_: str, claimed: str) -> str:
         if self.role is Role.GLOBAL:
@@ -298,6 +330,7 @@ class RecordMapper:
             raise RecordRefused(f"a {record.type} record in a chunk of {chunk_type}")
         if record.id != record_id(record.type, record.mesh, record.name, record.zone):
             raise RecordRefused("the record id does not match its type, mesh, name and zone")
+        self._check_carried(record.type, record.name)
         if record.hash != content_hash(record.labels, record.spec, record.owner):
             raise RecordRefused("the content hash does not match the record's labels, spec and owner")
         zone = self._received_zone(record.type, record.zone)
@@ -326,4 +359,5 @@ class RecordMapper:
             raise RecordRefused(str(exc)) from None
         if type_ != chunk_type:
             raise RecordRefused(f"a removal of a {type_} in a chunk of {chunk_type}")
+        self._check_carried(type_, name)
         return ResourceKey(type_, name, mesh, self._received_zone(type_, zone))

@@ -47,7 +47,10 @@ class ResourceDescriptor:
     ``spec``; ``read_only`` types are written by control planes only, never through the API;
     ``policy`` marks targetRef policies (the columns kmeshctl shows and the zone API's refusal);
     ``kds_to_other_zones`` marks a zone-to-global type that the global also sends on to every *other*
-    zone (ZoneIngress: each zone must know the other zones' ingresses to route cross-zone traffic).
+    zone (ZoneIngress: each zone must know the other zones' ingresses to route cross-zone traffic);
+    ``kds_name_prefixes``, only on a type whose ``kds`` is NONE, names the resources of that type that flow
+    global -> zones all the same: those whose name starts with one of the prefixes (GlobalSecret: the
+    zone-token public keys and revocation list, as Kuma syncs them; every other GlobalSecret stays put).
     """
 
     name: str
@@ -62,6 +65,7 @@ class ResourceDescriptor:
     flat: bool = False
     policy: bool = False
     kds_to_other_zones: bool = False
+    kds_name_prefixes: tuple[str, ...] = ()
 
     @property
     def mesh_scoped(self) -> bool:
@@ -77,6 +81,8 @@ def register(desc: ResourceDescriptor) -> ResourceDescriptor:
     """Add a type to the table. Raises ValueError when any of its names is taken."""
     if desc.name in _BY_NAME:
         raise ValueError(f"resource type {desc.name} registered twice")
+    if desc.kds_name_prefixes and (desc.kds is not KdsDirection.NONE or not all(desc.kds_name_prefixes)):
+        raise ValueError(f"kds_name_prefixes of {desc.name} need kds NONE and non-empty prefixes")
     cli_names = (desc.singular, desc.plural, *desc.short_names)
     for cli in cli_names:
         if cli in _BY_CLI:

@@ -35,7 +35,7 @@ from kmesh.tokens._errors import (
     UnknownSigningKey,
     WrongTokenType,
 )
-from kmesh.tokens._keys import KeySet, SigningKey
+from kmesh.tokens._keys import KeySet, SigningKey, VerifyingKey
 
 __all__ = [
     "ALGORITHM",
@@ -170,7 +170,7 @@ def verify(
     )
 
 
-def _key_for(token: str, keys: KeySet) -> SigningKey:
+def _key_for(token: str, keys: KeySet) -> VerifyingKey:
     """The key that must have signed ``token``, chosen by its header (which is not trusted for more)."""
     try:
         header = jwt.get_unverified_header(token)

@@ -8,6 +8,8 @@ Rules:
   whoever writes ``private_pem()`` to disk makes the file 0600.
 - A :class:`KeySet` is ordered oldest first: the newest key signs, any key verifies (by ``kid``), so a key
   can be rotated in, and the old one retired once its tokens have expired.
+- A :class:`PublicKey` is the public half alone: a KeySet of them verifies tokens but cannot sign (a zone
+  control plane verifies the global's zone tokens with the public keys synced to it).
 - Equality of two keys compares private key material with ``hmac.compare_digest``.
 """
 
@@ -22,7 +24,7 @@ from typing import Final, final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-__all__ = ["KeySet", "SigningKey", "generate_signing_key", "key_id"]
+__all__ = ["KeySet", "PublicKey", "SigningKey", "VerifyingKey", "generate_signing_key", "key_id"]
 
 _KID_BYTES: Final = 12
 
@@ -107,6 +109,66 @@ class SigningKey:
         return f"SigningKey(kid={self.kid!r})"
 
 
+@final
+class PublicKey:
+    """The public half of an ES256 key pair with its key id (the same id as its :class:`SigningKey`'s):
+    enough to verify tokens, never to sign them.
+
+    Build one with :meth:`of` or :meth:`from_pem`. Raises ValueError for a key that is not on P-256.
+    """
+
+    __slots__ = ("_public", "kid")
+
+    def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
+        if not isinstance(public_key.curve, ec.SECP256R1):
+            raise ValueError("a token verification key must be an ECDSA key on curve P-256 (secp256r1)")
+        self._public = public_key
+        self.kid: Final = key_id(public_key)
+
+    @classmethod
+    def of(cls, key: SigningKey | PublicKey) -> PublicKey:
+        """The public half of ``key``."""
+        return cls(key.public_key)
+
+    @classmethod
+    def from_pem(cls, pem: bytes | str) -> PublicKey:
+        """Load a key from SubjectPublicKeyInfo PEM. Raises ValueError when the text is not a P-256 public
+        key; the message never quotes the input."""
+        data = pem.encode("ascii", errors="replace") if isinstance(pem, str) else pem
+        try:
+            public = serialization.load_pem_public_key(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("not a PEM public key") from exc
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise ValueError(f"a token verification key must be ECDSA P-256, got {type(public).__name__}")
+        return cls(public)
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._public
+
+    def public_pem(self) -> bytes:
+        """The key as SubjectPublicKeyInfo PEM."""
+        return self._public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PublicKey):
+            return NotImplemented
+        return self.public_pem() == other.public_pem()
+
+    def __hash__(self) -> int:
+        return hash(self.kid)
+
+    def __repr__(self) -> str:
+        return f"PublicKey(kid={self.kid!r})"
+
+
+# What a KeySet verifies with: a whole key pair, or its public half alone.
+VerifyingKey = SigningKey | PublicKey
+
+
 def generate_signing_key() -> SigningKey:
     """A new random P-256 key."""
     return SigningKey(ec.generate_private_key(ec.SECP256R1()))
@@ -116,14 +178,15 @@ def generate_signing_key() -> SigningKey:
 class KeySet:
     """The keys valid at one time, oldest first. The newest signs; any of them verifies.
 
-    Raises ValueError when two keys share a key id (the same key given twice).
+    A set may hold :class:`PublicKey` values: it verifies with them, and signs only when its newest key is
+    a :class:`SigningKey`. Raises ValueError when two keys share a key id (the same key given twice).
     """
 
     __slots__ = ("_by_kid", "_keys")
 
-    def __init__(self, keys: Iterable[SigningKey] = ()) -> None:
-        self._keys: tuple[SigningKey, ...] = tuple(keys)
-        self._by_kid: dict[str, SigningKey] = {}
+    def __init__(self, keys: Iterable[VerifyingKey] = ()) -> None:
+        self._keys: tuple[VerifyingKey, ...] = tuple(keys)
+        self._by_kid: dict[str, VerifyingKey] = {}
         for key in self._keys:
             if key.kid in self._by_kid:
                 raise ValueError(f"key {key.kid!r} appears twice in the key set")
@@ -131,20 +194,27 @@ class KeySet:
 
     @property
     def signing_key(self) -> SigningKey:
-        """The newest key. Raises LookupError when the set is empty."""
+        """The newest key. Raises LookupError when the set is empty or its newest key is public only."""
         if not self._keys:
             raise LookupError("no token signing key exists yet; one must be generated first")
-        return self._keys[-1]
+        newest = self._keys[-1]
+        if not isinstance(newest, SigningKey):
+            raise LookupError("this key set holds public keys only: it verifies tokens but cannot sign them")
+        return newest
 
     @property
     def kids(self) -> tuple[str, ...]:
         return tuple(key.kid for key in self._keys)
 
-    def get(self, kid: str) -> SigningKey | None:
+    def get(self, kid: str) -> VerifyingKey | None:
         """The key whose id is ``kid``, or None."""
         return self._by_kid.get(kid)
 
-    def rotated(self, new_key: SigningKey) -> KeySet:
+    def public(self) -> KeySet:
+        """The same keys, public halves only: it verifies exactly what this set verifies."""
+        return KeySet(PublicKey.of(key) for key in self._keys)
+
+    def rotated(self, new_key: VerifyingKey) -> KeySet:
         """This set with ``new_key`` added as the newest: it signs from now on, the others still verify."""
         return KeySet((*self._keys, new_key))
 
@@ -157,7 +227,7 @@ class KeySet:
     def __contains__(self, kid: object) -> bool:
         return kid in self._by_kid
 
-    def __iter__(self) -> Iterator[SigningKey]:
+    def __iter__(self) -> Iterator[VerifyingKey]:
         return iter(self._keys)
 
     def __len__(self) -> int:

@@ -3,6 +3,7 @@
 The naming convention (Kuma's, so an operator's habits carry over)::
 
     GlobalSecret  zone-token-signing-key-<serial>                   a zone token signing key
+    GlobalSecret  zone-token-signing-public-key-<serial>            its public half (synced to zones)
     GlobalSecret  zone-token-revocations                            revoked zone token ids
     Secret        dataplane-token-signing-key-<mesh>-<serial>       (in <mesh>) a dataplane token signing key
     Secret        dataplane-token-revocations-<mesh>                (in <mesh>) revoked dataplane token ids
@@ -13,8 +14,13 @@ Rules:
   rotation adds ``serial + 1`` (:func:`next_serial`). Retiring a key is deleting its secret.
 - A revocation secret's ``data`` is the base64 of token ids (``jti``), one per line; blank lines and
   surrounding whitespace are ignored, so an operator may edit the list by hand.
-- Zone signing keys are GlobalSecrets: they never leave the global. Dataplane signing keys are mesh
-  Secrets, synced to every zone, so any control plane of the mesh can verify (and sign) its tokens.
+- A public key secret's ``data`` is the base64 of the SubjectPublicKeyInfo PEM of the signing key of the
+  same serial; the global keeps one for each zone signing key (:func:`zone_public_key_secrets`).
+- Zone signing keys are GlobalSecrets: they never leave the global. Their public halves and the zone
+  revocation list are the only GlobalSecrets KDS carries (global to zones, by name prefix, as Kuma does),
+  so a zone control plane can verify zone tokens of scope ingress/egress without the private key.
+  Dataplane signing keys are mesh Secrets, synced to every zone, so any control plane of the mesh can
+  verify (and sign) its tokens.
 - Everything here is pure: it builds and reads ``Resource`` values; the caller reads and writes the store.
 """
 
@@ -29,11 +35,12 @@ from typing import Final
 from kmesh.model import Resource, new_resource
 from kmesh.model.types import GlobalSecretSpec, SecretSpec
 from kmesh.tokens._jwt import check_token_id
-from kmesh.tokens._keys import KeySet, SigningKey
+from kmesh.tokens._keys import KeySet, PublicKey, SigningKey
 
 __all__ = [
     "DATAPLANE_SIGNING_KEY_PREFIX",
     "ZONE_SIGNING_KEY_PREFIX",
+    "ZONE_SIGNING_PUBLIC_KEY_PREFIX",
     "ZONE_TOKEN_REVOCATIONS",
     "dataplane_key_set",
     "dataplane_revocations_name",
@@ -41,18 +48,26 @@ __all__ = [
     "dataplane_signing_key_name",
     "dataplane_signing_key_secret",
     "next_serial",
+    "public_key_from_data",
+    "public_key_to_data",
     "revocations_from_data",
     "revocations_to_data",
     "revoked_ids",
     "signing_key_from_data",
     "signing_key_to_data",
     "zone_key_set",
+    "zone_public_key_secrets",
+    "zone_public_key_set",
     "zone_revocations_secret",
     "zone_signing_key_name",
     "zone_signing_key_secret",
+    "zone_signing_public_key_name",
+    "zone_signing_public_key_secret",
 ]
 
 ZONE_SIGNING_KEY_PREFIX: Final = "zone-token-signing-key"
+# The KDS selection of GlobalSecrets (the GlobalSecret descriptor's kds_name_prefixes) names these two.
+ZONE_SIGNING_PUBLIC_KEY_PREFIX: Final = "zone-token-signing-public-key"
 ZONE_TOKEN_REVOCATIONS: Final = "zone-token-revocations"
 DATAPLANE_SIGNING_KEY_PREFIX: Final = "dataplane-token-signing-key"
 _DATAPLANE_REVOCATIONS_PREFIX: Final = "dataplane-token-revocations"
@@ -62,6 +77,11 @@ _SERIAL: Final = re.compile(r"[1-9][0-9]{0,17}")
 def zone_signing_key_name(serial: int) -> str:
     """``zone-token-signing-key-<serial>``. Raises ValueError for a serial below 1."""
     return f"{ZONE_SIGNING_KEY_PREFIX}-{_check_serial(serial)}"
+
+
+def zone_signing_public_key_name(serial: int) -> str:
+    """``zone-token-signing-public-key-<serial>``. Raises ValueError for a serial below 1."""
+    return f"{ZONE_SIGNING_PUBLIC_KEY_PREFIX}-{_check_serial(serial)}"
 
 
 def dataplane_signing_key_name(mesh: str, serial: int) -> str:
@@ -91,6 +111,27 @@ def signing_key_from_data(data: str) -> SigningKey:
     except (binascii.Error, ValueError) as exc:
         raise ValueError("secret data is not base64") from exc
     return SigningKey.from_pem(pem)
+
+
+def public_key_to_data(key: SigningKey | PublicKey) -> str:
+    """The base64 ``data`` of the secret that stores the public half of ``key``."""
+    return base64.b64encode(key.public_pem()).decode("ascii")
+
+
+def public_key_from_data(data: str) -> PublicKey:
+    """The public key stored in a secret's base64 ``data``. Raises ValueError when it holds no P-256
+    public key."""
+    try:
+        pem = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("secret data is not base64") from exc
+    return PublicKey.from_pem(pem)
+
+
+def zone_signing_public_key_secret(key: SigningKey | PublicKey, serial: int) -> Resource:
+    """The GlobalSecret ``zone-token-signing-public-key-<serial>`` holding the public half of ``key``."""
+    spec = GlobalSecretSpec(data=public_key_to_data(key))
+    return new_resource("GlobalSecret", zone_signing_public_key_name(serial), spec)
 
 
 def zone_signing_key_secret(key: SigningKey, serial: int) -> Resource:
@@ -135,6 +176,50 @@ def _key_set(secrets: Iterable[Resource], *, type_name: str, mesh: str, prefix: 
         found.append((serial, key))
     found.sort(key=lambda pair: pair[0])
     return KeySet(key for _, key in found)
+
+
+def zone_public_key_set(secrets: Iterable[Resource]) -> KeySet:
+    """The zone token public keys among ``secrets`` (any resources), oldest serial first: a set that
+    verifies zone tokens and cannot sign. Raises ValueError naming the secret when one holds no usable
+    public key, or when two hold the same key."""
+    found: list[tuple[int, PublicKey]] = []
+    for secret in secrets:
+        meta = secret.meta
+        if meta.type != "GlobalSecret" or meta.mesh:
+            continue
+        serial = _serial_of(meta.name, ZONE_SIGNING_PUBLIC_KEY_PREFIX)
+        if serial is None:
+            continue
+        try:
+            key = public_key_from_data(_data_of(secret))
+        except ValueError as exc:
+            raise ValueError(f"{secret.key}: not a token public key: {exc}") from None
+        found.append((serial, key))
+    found.sort(key=lambda pair: pair[0])
+    return KeySet(key for _, key in found)
+
+
+def zone_public_key_secrets(secrets: Iterable[Resource]) -> list[Resource]:
+    """The public key GlobalSecrets that must exist for the zone signing keys among ``secrets``: one
+    ``zone-token-signing-public-key-<serial>`` per ``zone-token-signing-key-<serial>``, serial order.
+
+    Raises ValueError as :func:`zone_key_set` does.
+    """
+    wanted: list[tuple[int, Resource]] = []
+    for secret in secrets:
+        meta = secret.meta
+        if meta.type != "GlobalSecret" or meta.mesh:
+            continue
+        serial = _serial_of(meta.name, ZONE_SIGNING_KEY_PREFIX)
+        if serial is None:
+            continue
+        try:
+            key = signing_key_from_data(_data_of(secret))
+        except ValueError as exc:
+            raise ValueError(f"{secret.key}: not a token signing key: {exc}") from None
+        wanted.append((serial, zone_signing_public_key_secret(key, serial)))
+    wanted.sort(key=lambda pair: pair[0])
+    return [resource for _, resource in wanted]
 
 
 def zone_key_set(secrets: Iterable[Resource]) -> KeySet:

@@ -2,7 +2,8 @@
 
 Rules: ``data`` is non-empty, valid base64 (checked by its ``Base64`` type). Mesh secrets flow from the
 global to zones (CA material, provided certificates); global secrets stay on the control plane that holds
-them (signing keys for tokens).
+them (signing keys for tokens), except the zone-token public keys and revocation list, which the global
+sends to zones (the descriptor's ``kds_name_prefixes``).
 """
 
 from __future__ import annotations
@@ -67,5 +68,9 @@ register(
         singular="global-secret",
         plural="global-secrets",
         flat=True,
+        # Only the zone-token public keys and the zone-token revocation list reach zones (Kuma's way), so a
+        # zone control plane can verify zone tokens of its ingresses and egresses; key material such as
+        # zone-token-signing-key-<n> or kds-server-tls never leaves the global. Names from kmesh.tokens.
+        kds_name_prefixes=("zone-token-signing-public-key-", "zone-token-revocations"),
     )
 )

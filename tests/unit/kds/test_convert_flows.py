@@ -7,18 +7,50 @@ from pathlib import Path
 
 import kmesh.kds._convert as convert
 from kmesh.kds import Role
-from kmesh.kds._convert import global_to_zones, rank, received_by, sent_by, to_other_zones, zone_to_global
+from kmesh.kds._convert import (
+    carried,
+    global_to_zones,
+    rank,
+    received_by,
+    sent_by,
+    to_other_zones,
+    zone_to_global,
+)
 from kmesh.model import KdsDirection, all_descriptors, descriptor
 
 
 def test_directions_are_read_from_the_descriptor_table() -> None:
     table = list(all_descriptors())
-    assert set(global_to_zones()) == {d.name for d in table if d.kds is KdsDirection.GLOBAL_TO_ZONES}
+    by_name = {d.name for d in table if d.kds is KdsDirection.NONE and d.kds_name_prefixes}
+    assert by_name == {"GlobalSecret"}
+    assert (
+        set(global_to_zones()) == {d.name for d in table if d.kds is KdsDirection.GLOBAL_TO_ZONES} | by_name
+    )
     assert set(zone_to_global()) == {d.name for d in table if d.kds is KdsDirection.ZONE_TO_GLOBAL}
     assert set(to_other_zones()) == {d.name for d in table if d.kds_to_other_zones}
-    # Types that stay where they are made never flow: Zone, ZoneInsight, GlobalSecret.
+    # Types that stay where they are made never flow: Zone, ZoneInsight; GlobalSecret only by name.
     flowing = set(sent_by(Role.GLOBAL)) | set(sent_by(Role.ZONE))
-    assert {d.name for d in table if d.kds is KdsDirection.NONE} & flowing == set()
+    assert {d.name for d in table if d.kds is KdsDirection.NONE} & flowing == by_name
+    assert "GlobalSecret" not in sent_by(Role.ZONE)
+
+
+def test_only_the_descriptor_s_name_prefixes_of_a_none_type_are_carried() -> None:
+    assert descriptor("GlobalSecret").kds_name_prefixes == (
+        "zone-token-signing-public-key-",
+        "zone-token-revocations",
+    )
+    assert carried("GlobalSecret", "zone-token-signing-public-key-1")
+    assert carried("GlobalSecret", "zone-token-revocations")
+    for name in (
+        "zone-token-signing-key-1",
+        "kds-server-tls",
+        "dp-server-tls",
+        "zone-proxy-token-signing-key-1",
+    ):
+        assert not carried("GlobalSecret", name)
+    # Types that flow whole are carried whatever their names.
+    assert carried("Mesh", "zone-token-signing-key-1")
+    assert carried("Secret", "anything")
 
 
 def test_relayed_types_flow_both_ways_on_one_connection() -> None:
