@@ -26,12 +26,10 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
-import math
-from collections import deque
 from collections.abc import Callable
-from typing import Final, cast, final
+from typing import final
 
+from kmesh._aio.connection import DEFAULT_MAX_QUEUED_EVENTS, SessionConnection
 from kmesh.dps._state import Role
 from kmesh.dps.events import ConnectionClosed, Event
 from kmesh.dps.messages import DEFAULT_CONFIG_WINDOW, CloseCode
@@ -40,13 +38,13 @@ from kmesh.wire.framing import DEFAULT_MAX_FRAME_BYTES
 
 __all__ = ["DEFAULT_MAX_QUEUED_EVENTS", "DpConnection"]
 
-DEFAULT_MAX_QUEUED_EVENTS: Final = 1024
-
 
 @final
-class DpConnection(asyncio.Protocol):
+class DpConnection(SessionConnection[DpSession, Event]):
     """One DP connection; see the module docstring. ``on_made`` is called once the TLS handshake is done
     (the server uses it to start serving the connection)."""
+
+    closed_event = ConnectionClosed
 
     def __init__(
         self,
@@ -59,191 +57,19 @@ class DpConnection(asyncio.Protocol):
         max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
         on_made: Callable[[DpConnection], None] | None = None,
     ) -> None:
-        if max_queued_events < 2:
-            raise ValueError(f"max_queued_events must be at least 2, got {max_queued_events}")
-        self._loop = asyncio.get_running_loop()
-        self._session = DpSession(
-            role,
-            now=self._loop.time(),
-            max_frame_bytes=max_frame_bytes,
-            handshake_timeout_s=handshake_timeout_s,
-            max_config_bytes=max_config_bytes,
-            window=window,
+        super().__init__(
+            lambda now: DpSession(
+                role,
+                now=now,
+                max_frame_bytes=max_frame_bytes,
+                handshake_timeout_s=handshake_timeout_s,
+                max_config_bytes=max_config_bytes,
+                window=window,
+            ),
+            max_queued_events=max_queued_events,
+            on_made=on_made,
         )
-        self._on_made = on_made
-        self._transport: asyncio.Transport | None = None
-        self._events: deque[Event] = deque()
-        self._max_events = max_queued_events
-        self._event_ready = asyncio.Event()
-        self._reading_paused = False
-        self._writing_paused = False
-        self._state_changed = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
-        self._final: ConnectionClosed | None = None
-        self._lost = self._loop.create_future()
-        self._peer = ""
-
-    # -- what the owner sees ----------------------------------------------------------------------------
-
-    @property
-    def session(self) -> DpSession:
-        return self._session
-
-    @property
-    def closed(self) -> bool:
-        """True once the session is over (the transport may still be flushing its last bytes)."""
-        return self._session.closed
-
-    @property
-    def peer(self) -> str:
-        """``host:port`` of the other end, for logs."""
-        return self._peer
-
-    @property
-    def writable(self) -> bool:
-        """Whether the transport's write buffer has room for more than small messages."""
-        return not self._session.closed and not self._writing_paused
-
-    @property
-    def buffered_bytes(self) -> int:
-        """Bytes held on the way out, in the session and the transport's write buffer."""
-        transport = self._transport
-        in_transport = transport.get_write_buffer_size() if transport is not None else 0
-        return self._session.pending_bytes + in_transport
-
-    async def next_event(self) -> Event:
-        """The next event of the session; after the final ConnectionClosed, that event again."""
-        while not self._events:
-            if self._final is not None:
-                return self._final
-            self._event_ready.clear()
-            await self._event_ready.wait()
-        event = self._events.popleft()
-        if isinstance(event, ConnectionClosed):
-            self._final = event
-        if self._reading_paused and len(self._events) <= self._max_events // 2:
-            self._reading_paused = False
-            transport = self._transport
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
-        return event
-
-    async def wait_writable(self) -> bool:
-        """Wait until :attr:`writable`; return False instead if the session closed meanwhile."""
-        while not self.writable:
-            if self._session.closed:
-                return False
-            self._state_changed.clear()
-            await self._state_changed.wait()
-        return True
-
-    async def wait_closed(self) -> None:
-        """Wait until the transport is gone."""
-        await asyncio.shield(self._lost)
-
-    def flush(self) -> None:
-        """Write what the session has to send, re-arm its timer, and close the transport once it is over."""
-        transport = self._transport
-        # Before connection_made there is nowhere to write: the bytes stay in the session until then.
-        if transport is not None:
-            data = self._session.data_to_send()
-            if not transport.is_closing():
-                if data:
-                    transport.write(data)
-                if self._session.closed:
-                    transport.close()
-        self._take_events()
-        self._arm_timer()
 
     def close(self, code: str = CloseCode.NORMAL, reason: str = "") -> None:
         """End the session with a Close to the peer, then close the transport. Does nothing once closed."""
-        self._session.close(code, reason)
-        self.flush()
-
-    def abort(self) -> None:
-        """Drop the connection at once, without a Close (for a peer that does not read any more)."""
-        self._session.connection_lost("aborted by this side")
-        self._take_events()
-        if self._transport is not None:
-            self._transport.abort()
-
-    # -- asyncio.Protocol ---------------------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self._peer = f"{peer[0]}:{peer[1]}"
-        self.flush()
-        if self._on_made is not None:
-            self._on_made(self)
-
-    def data_received(self, data: bytes) -> None:
-        self._session.receive_data(data)
-        self.flush()
-        # Answers may have opened the config window.
-        self._state_changed.set()
-
-    def eof_received(self) -> bool:
-        self._session.receive_eof()
-        self.flush()
-        return False  # let the transport close itself
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        reason = (str(exc) or type(exc).__name__) if exc is not None else "the transport was closed"
-        self._session.connection_lost(reason)
-        self._session.data_to_send()  # nobody is left to read it
-        self._take_events()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._state_changed.set()
-        if not self._lost.done():
-            self._lost.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._state_changed.set()
-
-    # -- internals ----------------------------------------------------------------------------------------
-
-    def _take_events(self) -> None:
-        session = self._session
-        taken = False
-        while (event := session.next_event()) is not None:
-            self._events.append(event)
-            taken = True
-        if taken:
-            self._event_ready.set()
-            if session.closed:
-                self._state_changed.set()
-        if len(self._events) >= self._max_events and not self._reading_paused:
-            transport = self._transport
-            if transport is not None and not transport.is_closing():
-                self._reading_paused = True
-                transport.pause_reading()
-
-    def _arm_timer(self) -> None:
-        when = self._session.get_timer()
-        if when is None or math.isinf(when):
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._timer_at = math.inf
-            return
-        if self._timer is not None and when == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = math.inf
-        self._session.handle_timer(self._loop.time())
-        self.flush()
+        super().close(code, reason)
