@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 import ssl
 import time
 import uuid
@@ -56,6 +55,7 @@ from kmesh.dps.messages import CloseCode, Hello, InboundHealth, Welcome
 from kmesh.dps.session import DEFAULT_HANDSHAKE_TIMEOUT_S, PROXY_TYPES
 from kmesh.dps.transport import DpConnection
 from kmesh.proxyconfig import ProxyConfig
+from kmesh.wire.backoff import Backoff
 from kmesh.wire.framing import DEFAULT_MAX_FRAME_BYTES
 
 __all__ = [
@@ -122,8 +122,7 @@ class DpClient:
     ) -> None:
         if proxy_type not in PROXY_TYPES:
             raise ValueError(f"proxy type {proxy_type!r} is not one of {', '.join(PROXY_TYPES)}")
-        if not 0 < backoff_initial_s <= backoff_max_s:
-            raise ValueError("backoff_initial_s must be positive and at most backoff_max_s")
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, stable_after_s)
         self._host, self._port = parse_dp_address(address)
         self._ssl = ssl_context
         self._server_hostname = server_hostname if server_hostname is not None else self._host
@@ -135,9 +134,6 @@ class DpClient:
         self._features = list(features)
         self._apply = apply_config
         self._on_certificate = on_certificate
-        self._backoff_initial = backoff_initial_s
-        self._backoff_max = backoff_max_s
-        self._stable_after = stable_after_s
         self._connect_timeout = connect_timeout_s
         self._handshake_s = handshake_timeout_s
         self._max_frame = max_frame_bytes
@@ -250,17 +246,15 @@ class DpClient:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        failures = 0
+        self._backoff.reset()
         while not self._stopping:
             started = loop.time()
             code, reason, established = await self._connect_once()
             if self._stop_requested():
                 return
-            if established and loop.time() - started >= self._stable_after:
-                failures = 0
-            ceiling = min(self._backoff_max, self._backoff_initial * 2 ** min(failures, 30))
-            delay = random.uniform(0.0, ceiling)  # full jitter
-            failures += 1
+            if established:
+                self._backoff.reset_if_stable(loop.time() - started)
+            delay = self._backoff.next_delay()
             self.last_error = f"{code}: {reason}"
             if established:
                 self.last_disconnect = (code, reason)

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Final, final
 
+from kmesh._aio.serving import LiveConnections
 from kmesh.dps._handler import ProxyHandler
 from kmesh.dps._ingress import AvailableServicesKeeper
 from kmesh.dps._records import DEFAULT_KEPT_SUBSCRIPTIONS, ProxyRecords
@@ -131,7 +132,13 @@ class DpServer:
         )
         self._server: asyncio.Server | None = None
         self._handlers: dict[DpConnection, ProxyHandler] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._live: LiveConnections[DpConnection] = LiveConnections(
+            shutdown_s=shutdown_timeout_s,
+            log=log,
+            failure_message="DP connection failed",
+            error_code=CloseCode.INTERNAL_ERROR,
+            error_reason="internal error in the zone control plane",
+        )
         self._background: list[asyncio.Task[None]] = []
         self._changed: set[ResourceKey] = set()
         self._resync = False
@@ -197,16 +204,7 @@ class DpServer:
         if server is None:
             return
         server.close()
-        for conn in list(self._handlers):
-            conn.close(CloseCode.NORMAL, "the zone control plane is shutting down")
-        tasks = list(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self._shutdown_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for conn in list(self._handlers):
-            conn.abort()
+        await self._live.close_all(CloseCode.NORMAL, "the zone control plane is shutting down")
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -228,26 +226,9 @@ class DpServer:
     def _on_made(self, conn: DpConnection) -> None:
         handler = ProxyHandler(self._shared, conn)
         self._handlers[conn] = handler
-        task = asyncio.create_task(self._serve(conn, handler), name=f"dp-conn-{conn.peer}")
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            self._handlers.pop(conn, None)
-
-        task.add_done_callback(done)
-
-    async def _serve(self, conn: DpConnection, handler: ProxyHandler) -> None:
-        try:
-            await handler.run()
-        except Exception:
-            log.exception("DP connection failed", extra={"peer": conn.peer})
-            conn.close(CloseCode.INTERNAL_ERROR, "internal error in the zone control plane")
-        finally:
-            try:
-                await asyncio.wait_for(conn.wait_closed(), self._shutdown_s)
-            except TimeoutError:
-                conn.abort()  # the peer does not read its last bytes: drop it
+        self._live.spawn(
+            conn, handler.run(), name=f"dp-conn-{conn.peer}", on_done=lambda: self._handlers.pop(conn, None)
+        )
 
     # -- background -----------------------------------------------------------------------------------------
 

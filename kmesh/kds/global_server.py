@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final, final
 
+from kmesh._aio.serving import LiveConnections
 from kmesh.errors import StoreError
 from kmesh.kds._convert import ZONE_TYPE
 from kmesh.kds._lifecycle import (
@@ -120,8 +121,13 @@ class KdsGlobalServer:
         )
         self._server: asyncio.Server | None = None
         self._live: dict[str, _Live] = {}
-        self._conns: set[KdsConnection] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._conns: LiveConnections[KdsConnection] = LiveConnections(
+            shutdown_s=shutdown_timeout_s,
+            log=log,
+            failure_message="KDS connection failed",
+            error_code=CODE_INTERNAL_ERROR,
+            error_reason="internal error in the global control plane",
+        )
         self._zone_locks: dict[str, asyncio.Lock] = {}
         self._background: list[asyncio.Task[None]] = []
 
@@ -184,16 +190,7 @@ class KdsGlobalServer:
         if server is None:
             return
         server.close()
-        for conn in list(self._conns):
-            conn.close(CloseCode.NORMAL, "the global control plane is shutting down")
-        handlers = list(self._handlers)
-        if handlers:
-            _, pending = await asyncio.wait(handlers, timeout=self._shutdown_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*handlers, return_exceptions=True)
-        for conn in list(self._conns):
-            conn.abort()
+        await self._conns.close_all(CloseCode.NORMAL, "the global control plane is shutting down")
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -213,27 +210,7 @@ class KdsGlobalServer:
         )
 
     def _on_made(self, conn: KdsConnection) -> None:
-        self._conns.add(conn)
-        task = asyncio.create_task(self._serve(conn), name=f"kds-conn-{conn.peer}")
-        self._handlers.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._handlers.discard(t)
-            self._conns.discard(conn)
-
-        task.add_done_callback(done)
-
-    async def _serve(self, conn: KdsConnection) -> None:
-        try:
-            await self._serve_connection(conn)
-        except Exception:
-            log.exception("KDS connection failed", extra={"peer": conn.peer})
-            conn.close(CODE_INTERNAL_ERROR, "internal error in the global control plane")
-        finally:
-            try:
-                await asyncio.wait_for(conn.wait_closed(), self._shutdown_s)
-            except TimeoutError:
-                conn.abort()  # the peer does not read its last bytes: drop it
+        self._conns.spawn(conn, self._serve_connection(conn), name=f"kds-conn-{conn.peer}")
 
     async def _serve_connection(self, conn: KdsConnection) -> None:
         event = await conn.next_event()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 from dataclasses import dataclass
 from typing import Final, final
@@ -36,6 +35,7 @@ from kmesh.kds.session import DEFAULT_HANDSHAKE_TIMEOUT_S
 from kmesh.kds.sync import ResourceSync, SyncSettings, TypeSyncStats
 from kmesh.kds.transport import KdsConnection
 from kmesh.store import ResourceStore
+from kmesh.wire.backoff import Backoff
 from kmesh.wire.framing import DEFAULT_MAX_FRAME_BYTES
 
 __all__ = ["CODE_CONNECT_FAILED", "KdsZoneClient", "ZoneClientCounters"]
@@ -84,8 +84,7 @@ class KdsZoneClient:
     ) -> None:
         if not zone:
             raise ValueError("a zone client needs its zone name")
-        if not 0 < backoff_initial_s <= backoff_max_s:
-            raise ValueError("backoff_initial_s must be positive and at most backoff_max_s")
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, stable_after_s)
         self._store = store
         self._zone = zone
         self._host = host
@@ -95,9 +94,6 @@ class KdsZoneClient:
         self._token = token
         self._instance_id = instance_id
         self._cp_version = cp_version
-        self._backoff_initial = backoff_initial_s
-        self._backoff_max = backoff_max_s
-        self._stable_after = stable_after_s
         self._connect_timeout = connect_timeout_s
         self._handshake_s = handshake_timeout_s
         self._max_unacked = max_unacked
@@ -154,17 +150,15 @@ class KdsZoneClient:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        failures = 0
+        self._backoff.reset()
         while not self._stopping:
             started = loop.time()
             code, reason, established = await self._connect_once()
             if self._stop_requested():
                 return
-            if established and loop.time() - started >= self._stable_after:
-                failures = 0
-            ceiling = min(self._backoff_max, self._backoff_initial * 2 ** min(failures, 30))
-            delay = random.uniform(0.0, ceiling)  # full jitter
-            failures += 1
+            if established:
+                self._backoff.reset_if_stable(loop.time() - started)
+            delay = self._backoff.next_delay()
             self.counters.failures += 1
             self.last_error = f"{code}: {reason}"
             log.warning(
