@@ -8,14 +8,13 @@ what failed (TCP, TLS, the certificate check) without a traceback, for a log lin
 
 from __future__ import annotations
 
-import ssl
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from kmesh.dps.messages import DEFAULT_DP_PORT
 
-__all__ = ["csr_service", "describe_failure", "parse_dp_address"]
+__all__ = ["csr_service", "parse_dp_address"]
 
 
 def parse_dp_address(address: str) -> tuple[str, int]:
@@ -49,14 +48,3 @@ def csr_service(doc: Mapping[str, Any]) -> str:
             if isinstance(service, str) and service:
                 return service
     return "zone-egress" if doc.get("type") == "ZoneEgress" else "proxy"
-
-
-def describe_failure(exc: BaseException) -> str:
-    """``exc`` (a failed dial) in an operator's words."""
-    if isinstance(exc, TimeoutError):
-        return "timed out connecting (TCP or TLS handshake)"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: the control plane's certificate was not accepted: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc}"
-    return str(exc) or type(exc).__name__

@@ -39,8 +39,9 @@ from typing import Any, Final, final
 
 import msgspec
 
+from kmesh._aio.dial import DialFailed, dial_tls, hang_up
 from kmesh._version import __version__
-from kmesh.dps._dial import csr_service, describe_failure, parse_dp_address
+from kmesh.dps._dial import csr_service, parse_dp_address
 from kmesh.dps._keys import Certificate, KeyBook
 from kmesh.dps._state import Role
 from kmesh.dps.events import (
@@ -274,32 +275,25 @@ class DpClient:
     async def _connect_once(self) -> tuple[str, str, bool]:
         """One connection from dial to end; returns ``(code, reason, was_established)``."""
         self.counters.dials += 1
-        loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    self._new_connection,
-                    self._host,
-                    self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._server_hostname,
-                    ssl_handshake_timeout=self._connect_timeout,
-                ),
-                self._connect_timeout,
+            conn = await dial_tls(
+                self._new_connection,
+                host=self._host,
+                port=self._port,
+                ssl_context=self._ssl,
+                server_hostname=self._server_hostname,
+                timeout_s=self._connect_timeout,
+                peer="the control plane",
             )
-        except (OSError, TimeoutError) as exc:
-            return CODE_CONNECT_FAILED, describe_failure(exc), False
+        except DialFailed as exc:
+            return CODE_CONNECT_FAILED, str(exc), False
         self._conn = conn
         try:
             return await self._converse(conn)
         finally:
             self._welcome = None
             self._notify()
-            conn.close(self._close_code, "the proxy is shutting down")
-            try:
-                await asyncio.wait_for(conn.wait_closed(), self._shutdown_s)
-            except TimeoutError:
-                conn.abort()
+            await hang_up(conn, self._close_code, "the proxy is shutting down", timeout_s=self._shutdown_s)
             self._conn = None
 
     async def _converse(self, conn: DpConnection) -> tuple[str, str, bool]:

@@ -28,6 +28,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Final, final
 
+from kmesh._aio.dial import DialFailed, dial_tls, hang_up
 from kmesh.kds._state import Role
 from kmesh.kds.events import ConnectionClosed, Rejected, Welcomed
 from kmesh.kds.messages import DEFAULT_MAX_UNACKED, CloseCode, Hello
@@ -180,31 +181,26 @@ class KdsZoneClient:
     async def _connect_once(self) -> tuple[str, str, bool]:
         """One connection from dial to end; returns ``(code, reason, was_established)``."""
         self.counters.dials += 1
-        loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    self._new_connection,
-                    self._host,
-                    self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._server_hostname,
-                    ssl_handshake_timeout=self._connect_timeout,
-                ),
-                self._connect_timeout,
+            conn = await dial_tls(
+                self._new_connection,
+                host=self._host,
+                port=self._port,
+                ssl_context=self._ssl,
+                server_hostname=self._server_hostname,
+                timeout_s=self._connect_timeout,
+                peer="the global",
             )
-        except (OSError, TimeoutError) as exc:
-            return CODE_CONNECT_FAILED, _describe(exc), False
+        except DialFailed as exc:
+            return CODE_CONNECT_FAILED, str(exc), False
         self._conn = conn
         try:
             return await self._converse(conn)
         finally:
             self._sync = None
-            conn.close(CloseCode.NORMAL, "the zone control plane is shutting down")
-            try:
-                await asyncio.wait_for(conn.wait_closed(), self._shutdown_s)
-            except TimeoutError:
-                conn.abort()
+            await hang_up(
+                conn, CloseCode.NORMAL, "the zone control plane is shutting down", timeout_s=self._shutdown_s
+            )
             self._conn = None
 
     async def _converse(self, conn: KdsConnection) -> tuple[str, str, bool]:
@@ -250,13 +246,3 @@ class KdsZoneClient:
             max_unacked=self._max_unacked,
             handshake_timeout_s=self._handshake_s,
         )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out connecting (TCP or TLS handshake)"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: the global's certificate was not accepted: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc}"
-    return str(exc) or type(exc).__name__
