@@ -330,7 +330,7 @@ class DpClient:
                 "cp_address": f"{self._host}:{self._port}",
                 "zone": event.welcome.zone,
                 "mesh": event.welcome.mesh,
-                "name": event.welcome.name,
+                "dataplane": event.welcome.name,
             },
         )
         if self._health:
