@@ -2,8 +2,9 @@
 
 Steps, in this order:
 1. read the file (``-`` is standard input);
-2. replace each ``{{ name }}`` with the value given by ``--var name=value`` (kumactl's templating); a
-   placeholder without a value is an error naming the line, never an empty string that would slip through;
+2. replace each ``{{ name }}`` with the value given by ``--var name=value`` (kumactl's templating, shared
+   with ``kmesh-proxy --dataplane-var`` in :mod:`kmesh._template`); a placeholder without a value is an
+   error naming the line, never an empty string that would slip through;
 3. parse and validate every document with the model's ``load_documents`` — if any document is invalid,
    nothing is sent, and the error names the file, the document, the line and the field;
 4. PUT each resource to its REST path, in file order, printing ``Mesh "default" created`` (201) or
@@ -16,10 +17,9 @@ resource, those before it stay applied, and the error says which resource was re
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Mapping
 
+from kmesh._template import UnsetVariable, parse_var, substitute
 from kmesh.cli._client import ApiError
 from kmesh.cli._session import Session
 from kmesh.cli._types import describe_resource, resource_path
@@ -28,41 +28,7 @@ from kmesh.model import load_documents, to_document
 
 __all__ = ["UnsetVariable", "parse_var", "register", "substitute"]
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
-# ``{{ name }}`` with optional blanks; a Go template action such as ``{{ .Name }}`` is not a placeholder.
-_PLACEHOLDER = re.compile(r"\{\{\s*(" + _NAME + r")\s*\}\}")
-_VAR_NAME = re.compile(_NAME)
 STDIN = "-"
-
-
-class UnsetVariable(KmeshError):
-    """A ``{{ name }}`` placeholder has no ``--var`` value."""
-
-
-def parse_var(text: str) -> tuple[str, str]:
-    """``k=v`` from the command line as ``(k, v)``; argparse turns the error into a usage error."""
-    name, sep, value = text.partition("=")
-    if not sep or not _VAR_NAME.fullmatch(name):
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
-    return name, value
-
-
-def substitute(text: str, variables: Mapping[str, str], *, source: str) -> str:
-    """``text`` with every ``{{ name }}`` replaced by ``variables[name]``.
-
-    Raises UnsetVariable naming ``source``, the line and the variable when a placeholder has no value.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in variables:
-            line = text.count("\n", 0, match.start()) + 1
-            raise UnsetVariable(
-                f'{source}, line {line}: variable "{name}" is not set; pass --var {name}=VALUE'
-            )
-        return variables[name]
-
-    return _PLACEHOLDER.sub(replace, text)
 
 
 def _read(path: str) -> tuple[str, str]:

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import kmesh
 
-RESERVED = frozenset(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))) | {"message", "asctime"}
+RESERVED = frozenset(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))) | {
+    "message",
+    "asctime",
+}
 
 
 def test_no_log_call_passes_a_reserved_extra_key() -> None:
@@ -25,7 +28,9 @@ def test_no_log_call_passes_a_reserved_extra_key() -> None:
             for keyword in node.keywords:
                 if keyword.arg != "extra" or not isinstance(keyword.value, ast.Dict):
                     continue
-                for key in keyword.value.keys:
-                    if isinstance(key, ast.Constant) and key.value in RESERVED:
-                        found.append(f"{path.relative_to(root)}:{key.lineno}: {key.value!r}")
+                found.extend(
+                    f"{path.relative_to(root)}:{key.lineno}: {key.value!r}"
+                    for key in keyword.value.keys
+                    if isinstance(key, ast.Constant) and key.value in RESERVED
+                )
     assert not found, "extra keys that LogRecord reserves: " + ", ".join(found)
