@@ -257,3 +257,5 @@ class SniGateway:
             cluster.cx_active -= 1
             stats.bytes_received += down.bytes_received
             stats.bytes_sent += down.bytes_sent
+            cluster.bytes_sent += up.bytes_sent
+            cluster.bytes_received += up.bytes_received

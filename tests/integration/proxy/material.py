@@ -73,3 +73,91 @@ async def call(port: int, line: bytes = b"hi\n", *, timeout_s: float = 10.0) -> 
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+# -- added for the egress, CLI and embedded-sidecar tests ---------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def tls_echo_app(name: str, cert_pem: bytes, key_pem: bytes) -> AsyncIterator[int]:
+    """An echo app (as ``echo_app``) that speaks TLS only, with the server certificate ``cert_pem``; yields
+    its port."""
+    from kmesh.wire.tls import server_context
+
+    ctx = server_context(cert_pem, key_pem)
+    server = await asyncio.start_server(lambda r, w: _echo(r, w, name), "127.0.0.1", 0, ssl=ctx)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def tls_probe(port: int, server_name: str | None) -> bytes:
+    """Open a TLS connection to 127.0.0.1:port sending ``server_name`` as SNI (None: no SNI), without
+    verifying anything, and return the first bytes read (b"" when the peer closed the connection, including
+    during the handshake)."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=server_name or ""), 10.0
+        )
+    except (ConnectionError, ssl.SSLError):
+        return b""
+    try:
+        return await asyncio.wait_for(reader.read(100), 10.0)
+    except (ConnectionError, ssl.SSLError):
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+def cp_request(api_url: str, method: str, path: str, body: object = None) -> object:
+    """Call a control plane's REST API on loopback (never through an HTTP proxy); returns the JSON answer
+    (or the text of a non-JSON one). Raises urllib.error.HTTPError for an error status."""
+    import json
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(
+        api_url + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with opener.open(request, timeout=10) as response:
+        raw = response.read()
+        if response.headers.get_content_type() == "application/json":
+            return json.loads(raw)
+        return raw.decode()
+
+
+def builtin_mtls_mesh(api_url: str, mesh: str = "default") -> str:
+    """Give ``mesh`` a builtin mTLS CA on the control plane at ``api_url`` and return a dataplane token of
+    that mesh, valid for an hour."""
+    cp_request(
+        api_url,
+        "PUT",
+        f"/meshes/{mesh}",
+        {
+            "type": "Mesh",
+            "name": mesh,
+            "mtls": {"enabledBackend": "ca-1", "backends": [{"name": "ca-1", "type": "builtin"}]},
+        },
+    )
+    token = cp_request(api_url, "POST", "/tokens/dataplane", {"mesh": mesh, "validFor": "1h"})
+    assert isinstance(token, str)
+    return token.strip()
+
+
+def dataplane_names(api_url: str, mesh: str = "default") -> list[str]:
+    """The names of the Dataplanes the control plane holds in ``mesh``."""
+    listing = cp_request(api_url, "GET", f"/meshes/{mesh}/dataplanes")
+    assert isinstance(listing, dict)
+    return sorted(str(item["name"]) for item in listing["items"])

@@ -149,7 +149,9 @@ async def test_silent_client_times_out(accepted: Accepted) -> None:
         assert isinstance(info.value, TimeoutError)
 
 
-async def test_partial_header_then_timeout_resets_lowat(accepted: Accepted, client_ctx: ssl.SSLContext) -> None:
+async def test_partial_header_then_timeout_resets_lowat(
+    accepted: Accepted, client_ctx: ssl.SSLContext
+) -> None:
     loop = asyncio.get_running_loop()
     with raw_client(accepted.acceptor.port) as client:
         await loop.sock_sendall(client, client_hello(client_ctx)[:40])

@@ -143,9 +143,13 @@ async def test_peer_reset_ends_the_relay_and_resets_the_other_side(
     assert await relay == (1000, 0)
     assert a.fileno() == -1
     assert b.fileno() == -1
-    with pytest.raises(ConnectionResetError):
+
+    async def drain() -> None:
         while await loop.sock_recv(server, 4096):
             pass
+
+    with pytest.raises(ConnectionResetError):
+        await drain()
 
 
 async def test_idle_timeout_closes_both(
