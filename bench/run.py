@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("sni_parse.py", "kds_propagation.py")
+BENCHMARKS = ("sni_parse.py", "kds_propagation.py", "ingress_passthrough.py")
 
 
 def main() -> int:
