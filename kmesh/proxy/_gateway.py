@@ -246,16 +246,8 @@ class SniGateway:
             log.warning("external service unreachable", extra={"listener": self.name, "reason": str(exc)})
             down.abort()
             return
-        cluster = upstream.stats
-        cluster.cx_total += 1
-        cluster.cx_active += 1
-        down.link(up)
         try:
-            await up.closed
+            await upstream.carry(down, up, pick)
         finally:
-            upstream.balancer.released(pick)
-            cluster.cx_active -= 1
             stats.bytes_received += down.bytes_received
             stats.bytes_sent += down.bytes_sent
-            cluster.bytes_sent += up.bytes_sent
-            cluster.bytes_received += up.bytes_received

@@ -124,17 +124,7 @@ class OutboundListener(_Listener):
             log.warning("outbound connection failed", extra={"listener": self.name, "reason": str(exc)})
             down.abort()
             return
-        stats = upstream.stats
-        stats.cx_total += 1
-        stats.cx_active += 1
-        down.link(up)
-        try:
-            await up.closed
-        finally:
-            upstream.balancer.released(pick)
-            stats.cx_active -= 1
-            stats.bytes_sent += up.bytes_sent
-            stats.bytes_received += up.bytes_received
+        await upstream.carry(down, up, pick)
 
 
 @final

@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Literal, TypeVar, final
 
 from kmesh.errors import KmeshError
 from kmesh.proxy._lb import Balancer, EndpointKey, Pick
+from kmesh.proxy._relay import RelayHalf
 from kmesh.proxy._stats import ClusterStats
 from kmesh.proxy._tls import MeshTls, peer_identity
 from kmesh.proxyconfig import Endpoint, LbConfig, OutlierDetectionConfig, UpstreamTls
@@ -38,6 +39,7 @@ __all__ = ["MAX_ATTEMPTS", "Mode", "Upstream", "UpstreamUnavailable", "external_
 
 MAX_ATTEMPTS: Final = 3
 P = TypeVar("P", bound=asyncio.BaseProtocol)
+T = TypeVar("T")
 Mode = Literal["mesh", "plain"]
 
 
@@ -100,10 +102,48 @@ class Upstream:
         self, factory: Callable[[], P], *, hash_key: bytes | None = None
     ) -> tuple[asyncio.Transport, P, Pick]:
         """Connect to one endpoint (see the module rules); the transport, its protocol, and the pick, for
-        which the caller must call ``self.balancer.released(pick)`` when the connection ends.
+        which the caller must call ``self.balancer.released(pick)`` when the connection ends (``carry``
+        does).
 
         Raises UpstreamUnavailable when no attempt succeeded.
         """
+        loop = asyncio.get_running_loop()
+        (transport, protocol), pick = await self._first_success(
+            lambda endpoint: self._attempt(loop, factory, endpoint), hash_key
+        )
+        return transport, protocol, pick
+
+    async def dial_socket(self, *, hash_key: bytes | None = None) -> tuple[socket.socket, Pick]:
+        """A plain connected non-blocking socket to one endpoint, for passthrough relays (splice). Raises
+        UpstreamUnavailable as :meth:`dial`."""
+        loop = asyncio.get_running_loop()
+
+        async def connect(endpoint: Endpoint) -> socket.socket:
+            return await asyncio.wait_for(
+                _connect_socket(loop, endpoint.address, endpoint.port), self.connect_timeout_s
+            )
+
+        return await self._first_success(connect, hash_key)
+
+    async def carry(self, down: RelayHalf, up: RelayHalf, pick: Pick) -> None:
+        """Relay ``down`` and ``up`` (``up`` dialled through ``pick``) until ``up`` closes, counting the
+        connection and its bytes on this upstream and giving the pick back."""
+        stats = self.stats
+        stats.cx_total += 1
+        stats.cx_active += 1
+        down.link(up)
+        try:
+            await up.closed
+        finally:
+            self.balancer.released(pick)
+            stats.cx_active -= 1
+            stats.bytes_sent += up.bytes_sent
+            stats.bytes_received += up.bytes_received
+
+    async def _first_success(
+        self, connect: Callable[[Endpoint], Awaitable[T]], hash_key: bytes | None
+    ) -> tuple[T, Pick]:
+        """``connect`` to picked endpoints until one works (at most MAX_ATTEMPTS, never one twice)."""
         loop = asyncio.get_running_loop()
         tried: list[EndpointKey] = []
         problems: list[str] = []
@@ -114,47 +154,18 @@ class Upstream:
             tried.append(pick.key)
             self.stats.picked(pick.label)
             try:
-                transport, protocol = await self._attempt(loop, factory, pick.endpoint)
+                connected = await connect(pick.endpoint)
             except (OSError, ssl.SSLError, TimeoutError, _IdentityMismatch) as exc:
                 self.balancer.failed(pick, loop.time())
                 self.stats.connect_failures += 1
                 problems.append(f"{pick.label}: {_describe(exc)}")
                 continue
             self.balancer.connected(pick)
-            return transport, protocol, pick
+            return connected, pick
         if not tried:
             self.stats.no_healthy_endpoint += 1
             raise UpstreamUnavailable(f"cluster {self.name}: no endpoint to connect to")
         raise UpstreamUnavailable(f"cluster {self.name}: every attempt failed ({'; '.join(problems)})")
-
-    async def dial_socket(self, *, hash_key: bytes | None = None) -> tuple[socket.socket, Pick]:
-        """A plain connected non-blocking socket to one endpoint, for passthrough relays (splice). Raises
-        UpstreamUnavailable as :meth:`dial`."""
-        loop = asyncio.get_running_loop()
-        tried: list[EndpointKey] = []
-        problems: list[str] = []
-        while len(tried) < MAX_ATTEMPTS:
-            pick = self.balancer.pick(loop.time(), hash_key=hash_key, exclude=tried)
-            if pick is None:
-                break
-            tried.append(pick.key)
-            self.stats.picked(pick.label)
-            endpoint = pick.endpoint
-            try:
-                sock = await asyncio.wait_for(
-                    _connect_socket(loop, endpoint.address, endpoint.port), self.connect_timeout_s
-                )
-            except (OSError, TimeoutError) as exc:
-                self.balancer.failed(pick, loop.time())
-                self.stats.connect_failures += 1
-                problems.append(f"{pick.label}: {_describe(exc)}")
-                continue
-            self.balancer.connected(pick)
-            return sock, pick
-        if not tried:
-            self.stats.no_healthy_endpoint += 1
-            raise UpstreamUnavailable(f"route {self.name}: no endpoint to connect to")
-        raise UpstreamUnavailable(f"route {self.name}: every attempt failed ({'; '.join(problems)})")
 
     async def _attempt(
         self, loop: asyncio.AbstractEventLoop, factory: Callable[[], P], endpoint: Endpoint
