@@ -17,30 +17,23 @@ Rules:
 from __future__ import annotations
 
 import os
-import shutil
-import signal as _signal
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal, final
 
 import orjson
 
 from kmesh.errors import KmeshError
 from kmesh.testing._ports import free_port
+from kmesh.testing._subprocess import ManagedProcess
 
 __all__ = ["PROXY_COMMAND", "ProxyProcess", "ProxyProcessError", "proxy_env"]
 
 PROXY_COMMAND: Final = (sys.executable, "-m", "kmesh.proxy")
 ProxyKind = Literal["sidecar", "ingress", "egress"]
-_POLL_S: Final = 0.05
-_TAIL_LINES: Final = 30
 _KEPT_ENV: Final = frozenset({"KMESH_NO_EXTENSIONS"})
 # Loopback admin calls never go through an HTTP proxy from the caller's environment.
 _OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -63,7 +56,7 @@ def proxy_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[st
 
 
 @final
-class ProxyProcess:
+class ProxyProcess(ManagedProcess):
     """A ``kmesh-proxy run`` subprocess with its admin endpoint on ``admin_url``.
 
     ``cp_address`` is the zone control plane's DP server (``dps://127.0.0.1:5678``); ``dataplane_file`` a
@@ -74,8 +67,14 @@ class ProxyProcess:
     ``start()`` and ``stop()``; ``start()`` after a stop (or a kill) runs it again with the same flags and
     admin port. ``launch()`` and ``wait_ready()`` split ``start()`` so that several proxies start at once.
 
+    ``stop()`` sends SIGTERM by default, on which the proxy leaves the mesh cleanly; after ``kill()`` (no
+    clean shutdown) it stays registered. Lifecycle failures raise ProxyProcessError with the log's tail.
+
     Raises ValueError when both or neither of ``token`` and ``token_file`` are given.
     """
+
+    _program = "kmesh-proxy"
+    _error = ProxyProcessError
 
     def __init__(
         self,
@@ -97,9 +96,7 @@ class ProxyProcess:
     ) -> None:
         if (token is None) == (token_file is None):
             raise ValueError("pass exactly one of token and token_file")
-        self._own_dir = data_dir is None
-        self.data_dir = Path(tempfile.mkdtemp(prefix="kmesh-proxy-") if data_dir is None else data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(data_dir, env, start_timeout_s)
         self.name = name or Path(dataplane_file).stem
         if token is not None:
             path = self.data_dir / "dataplane.token"
@@ -116,11 +113,6 @@ class ProxyProcess:
         self.admin_port = admin_port if admin_port is not None else free_port()
         self.log_level = log_level
         self.args = args
-        self.env = dict(env or {})
-        self.start_timeout_s = start_timeout_s
-        self.log_path = self.data_dir / "kmesh-proxy.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
 
     # -- what it is ---------------------------------------------------------------------------------------
 
@@ -129,17 +121,8 @@ class ProxyProcess:
         return f"http://127.0.0.1:{self.admin_port}"
 
     @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def returncode(self) -> int | None:
-        """The exit status once it has exited, else None."""
-        return self._proc.poll() if self._proc is not None else None
-
-    @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._alive()
 
     def command(self) -> list[str]:
         """The command line it runs (the token is in a file, never on it)."""
@@ -172,23 +155,11 @@ class ProxyProcess:
     def start(self) -> ProxyProcess:
         """Start it and wait until ``GET /ready`` answers 200. Raises ProxyProcessError with the log's
         tail when it exits or is not ready within ``start_timeout_s`` (and then kills it)."""
-        self.launch()
-        self.wait_ready()
-        return self
+        return super().start()
 
     def launch(self) -> ProxyProcess:
         """Start the process without waiting. Raises ProxyProcessError when it is already running."""
-        if self._proc is not None and self._proc.poll() is None:
-            raise ProxyProcessError(f"kmesh-proxy {self.name} (pid {self._proc.pid}) is already running")
-        with open(self.log_path, "ab") as log_file:
-            self._log_offset = log_file.tell()
-            self._proc = subprocess.Popen(
-                self.command(),
-                env=proxy_env(self.data_dir, self.env),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        self._launch()
         return self
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
@@ -197,78 +168,37 @@ class ProxyProcess:
         Raises ProxyProcessError, quoting the last ``/ready`` answer and the log's tail, when the process
         exits first or the time runs out (and then kills it).
         """
-        proc = self._require_proc()
         limit_s = self.start_timeout_s if timeout_s is None else timeout_s
-        deadline = time.monotonic() + limit_s
         last = "no answer yet"
-        while True:
-            status = proc.poll()
-            if status is not None:
-                raise ProxyProcessError(
-                    f"kmesh-proxy {self.name} exited with status {status} before it was ready "
-                    f"(/ready: {last}). Last lines of its log:\n{self.tail()}"
-                )
+
+        def is_ready() -> bool:
+            nonlocal last
             ready, last = self.ready()
-            if ready:
-                return
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise ProxyProcessError(
-                    f"kmesh-proxy {self.name} was not ready on {self.admin_url}/ready within {limit_s:g}s; "
-                    f"killed it. "
-                    f"/ready said: {last}. Last lines of its log:\n{self.tail()}"
-                )
-            time.sleep(_POLL_S)
+            return ready
 
-    def stop(self, signal: int = _signal.SIGTERM, timeout_s: float = 30.0) -> int:
-        """Send ``signal`` (SIGTERM: it leaves the mesh cleanly) and wait for the exit; return the exit
-        status (negative: killed by a signal).
+        self._wait_until(
+            is_ready,
+            limit_s,
+            exited=lambda status: (
+                f"kmesh-proxy {self.name} exited with status {status} before it was ready (/ready: {last})."
+            ),
+            timed_out=lambda: (
+                f"kmesh-proxy {self.name} was not ready on {self.admin_url}/ready within {limit_s:g}s; "
+                f"killed it. /ready said: {last}."
+            ),
+        )
 
-        Raises ProxyProcessError after killing it when it has not exited within ``timeout_s``.
-        """
-        proc = self._require_proc()
-        if proc.poll() is None:
-            proc.send_signal(signal)
-        try:
-            return proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise ProxyProcessError(
-                f"kmesh-proxy {self.name} did not exit within {timeout_s}s of signal "
-                f"{_signal.Signals(signal).name}; killed it. Last lines of its log:\n{self.tail()}"
-            ) from None
+    def _label(self) -> str:
+        return f"kmesh-proxy {self.name}"
 
-    def kill(self) -> int:
-        """SIGKILL it (no clean shutdown: it stays registered) and return the exit status."""
-        proc = self._require_proc()
-        if proc.poll() is None:
-            proc.kill()
-        return proc.wait()
+    def _command(self) -> list[str]:
+        return self.command()
 
-    def close(self) -> None:
-        """Kill it if still running and remove the data dir if this object made it."""
-        if self._proc is not None and self._proc.poll() is None:
-            self.kill()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+    def _env(self) -> dict[str, str]:
+        return proxy_env(self.data_dir, self.env)
 
-    def __enter__(self) -> ProxyProcess:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            if self.running:
-                self.stop()
-        finally:
-            self.close()
+    def _wait_ready(self) -> None:
+        self.wait_ready()
 
     # -- the admin endpoint -------------------------------------------------------------------------------
 
@@ -319,37 +249,6 @@ class ProxyProcess:
         if status != 200:
             raise ProxyProcessError(f"kmesh-proxy {self.name}: GET /metrics answered {status}")
         return body.decode("utf-8", errors="replace")
-
-    # -- logs ---------------------------------------------------------------------------------------------
-
-    def logs(self) -> str:
-        """Everything the current (or last) run wrote to stdout and stderr."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._log_offset)
-                return f.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_records(self) -> list[dict[str, object]]:
-        """The JSON log records of the current run (lines that are not JSON objects are skipped)."""
-        records = []
-        for line in self.logs().splitlines():
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return records
-
-    def tail(self, lines: int = _TAIL_LINES) -> str:
-        return "\n".join(self.logs().splitlines()[-lines:]) or "(empty)"
-
-    def _require_proc(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
-            raise ProxyProcessError(f"kmesh-proxy {self.name} was never started")
-        return self._proc
 
     def __repr__(self) -> str:
         return (

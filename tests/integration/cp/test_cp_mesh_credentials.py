@@ -141,8 +141,13 @@ async def test_standalone_makes_the_mesh_ca_and_admits_a_proxy_with_its_token(
         ca = await _until(lambda: _ca(cp.store), "the builtin CA of the default Mesh")
         cert = x509.load_pem_x509_certificate(ca.cert_pem)
         assert cert.public_key().key_size == 4096  # the example asks for RSAbits: 4096
-        # One log line for the CA, naming mesh, backend and key type, never the key.
-        made = [r for r in caplog.records if r.getMessage() == "created a mesh CA"]
+        # One log line for the CA, naming mesh, backend and key type, never the key. The line follows the
+        # store commit that made the CA visible, so it may come a few event-loop turns after it.
+
+        async def logged() -> list[logging.LogRecord] | None:
+            return [r for r in caplog.records if r.getMessage() == "created a mesh CA"] or None
+
+        made = await _until(logged, "the 'created a mesh CA' log line")
         assert [(r.__dict__["mesh"], r.__dict__["backend"], r.__dict__["key_type"]) for r in made] == [
             ("default", "ca-1", "RSA 4096")
         ]
