@@ -42,9 +42,12 @@ def client_ctx(cert: tuple[bytes, bytes]) -> ssl.SSLContext:
     return client_context(ca_pem=cert[0])
 
 
-async def until(cond: Callable[[], bool]) -> None:
-    """Wait until ``cond()`` holds (the test's own timeout bounds it)."""
-    while not cond():  # noqa: ASYNC110  # the conditions are counters, not events we could wait on
+async def until(cond: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Wait until ``cond()`` holds; the deadline only turns a hang into a failure."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not cond():  # the conditions are counters, not events we could wait on
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not reached in {timeout_s:g}s")
         await asyncio.sleep(0.005)
 
 
@@ -275,14 +278,16 @@ async def test_back_pressure_pauses_the_other_side(make: Any) -> None:
     upstream, proxy, port = await make(high_water=64 * 1024, low_water=16 * 1024)
     upstream.echo = False
     upstream.paused = True  # a reader that does not read
-    data = random.Random(5).randbytes(16 * MIB)
+    # More than every socket buffer on the way can hold (loopback autotuning lets the four of them grow to
+    # ~20 MiB together), so the relay must end up holding the rest back.
+    data = random.Random(5).randbytes(64 * MIB)
     async with client(port) as (_, writer):
         writer.write(data)
         await proxy.linked.wait()
         down, up = proxy.downs[0], proxy.ups[0]
         await until(lambda: up.write_pauses > 0)
         # While the kernel's socket buffers still grow, the upstream's write buffer may drain and refill;
-        # once they are full (16 MiB is more than they hold) the steady state is: reading paused.
+        # once they are full the steady state is: reading paused.
         await until(lambda: down.reading_paused)
         assert down.transport is not None
         assert not down.transport.is_reading()
