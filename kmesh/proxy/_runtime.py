@@ -43,6 +43,12 @@ HealthReporter = Callable[[int, bool], None]
 _GATEWAY_TYPES: Final = ("ingress", "egress")
 
 
+def _max_connections(cluster: Cluster) -> int | None:
+    breaker = cluster.circuit_breaker
+    limits = breaker.connection_limits if breaker is not None else None
+    return limits.max_connections if limits is not None else None
+
+
 def _outlier(cluster: Cluster) -> Any:
     breaker = cluster.circuit_breaker
     return breaker.outlier_detection if breaker is not None else None
@@ -206,6 +212,8 @@ class ProxyRuntime:
                     upstream_tls=cluster.upstream_tls,
                     connect_timeout_s=cluster.timeout.connect_timeout_s,
                     outlier=_outlier(cluster),
+                    idle_timeout_s=cluster.timeout.idle_timeout_s,
+                    max_connections=_max_connections(cluster),
                 )
             else:
                 upstream.update(
@@ -216,6 +224,8 @@ class ProxyRuntime:
                     upstream_tls=cluster.upstream_tls,
                     connect_timeout_s=cluster.timeout.connect_timeout_s,
                     outlier=_outlier(cluster),
+                    idle_timeout_s=cluster.timeout.idle_timeout_s,
+                    max_connections=_max_connections(cluster),
                 )
             fresh[cluster.name] = upstream
         self.upstreams = fresh

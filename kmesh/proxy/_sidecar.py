@@ -118,7 +118,9 @@ class OutboundListener(_Listener):
         upstream = self.upstream
         assert down.transport is not None
         try:
-            _, up, pick = await upstream.dial(RelayHalf, hash_key=source_key(down.transport))
+            _, up, pick = await upstream.dial(
+                lambda: RelayHalf(idle_timeout_s=upstream.idle_timeout_s), hash_key=source_key(down.transport)
+            )
         except UpstreamUnavailable as exc:
             self.stats.upstream_failures += 1
             log.warning("outbound connection failed", extra={"listener": self.name, "reason": str(exc)})

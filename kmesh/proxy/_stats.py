@@ -50,7 +50,9 @@ class ClusterStats:
 
     ``lb_picks`` counts picks per endpoint (``address:port``); ``connect_failures`` dials that failed
     (refused, timed out, TLS failed); ``identity_mismatch`` peers that presented another SPIFFE id than
-    the endpoint's; ``no_healthy_endpoint`` connections for which the cluster had nothing to pick.
+    the endpoint's; ``no_healthy_endpoint`` connections for which the cluster had nothing to pick;
+    ``cx_overflow`` connections refused because the cluster had its circuit breaker's ``max_connections``
+    open.
     """
 
     cx_total: int = 0
@@ -60,6 +62,7 @@ class ClusterStats:
     connect_failures: int = 0
     identity_mismatch: int = 0
     no_healthy_endpoint: int = 0
+    cx_overflow: int = 0
     lb_picks: dict[str, int] = field(default_factory=dict)
 
     def picked(self, endpoint: str) -> None:

@@ -16,6 +16,9 @@ Rules:
   ``spiffe_id`` (DESIGN.md: a mismatch closes the connection and is counted); ``plain``: TCP (a mesh
   without mTLS, or an ingress/egress passing encrypted bytes through); external endpoints get TLS
   origination per ``upstream_tls`` or plain TCP.
+- MeshTimeout's ``idleTimeout`` closes a relayed pair no byte crossed for that long (``idle_timeout_s``,
+  given to the relay by the listener); MeshCircuitBreaker's ``connectionLimits.maxConnections`` caps the
+  cluster's open connections (new ones beyond it are refused and counted ``cx_overflow``).
 - A config change calls :meth:`Upstream.update`: endpoint health and ejections carry over, and established
   connections are not touched.
 """
@@ -23,10 +26,11 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, Literal, TypeVar, final
+from typing import Any, Final, Literal, TypeVar, final
 
 from kmesh.errors import KmeshError
 from kmesh.proxy._lb import Balancer, EndpointKey, Pick
@@ -66,8 +70,12 @@ class Upstream:
         upstream_tls: UpstreamTls | None = None,
         connect_timeout_s: float = 5.0,
         outlier: OutlierDetectionConfig | None = None,
+        idle_timeout_s: float | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.name = name
+        self.idle_timeout_s = idle_timeout_s or None
+        self.max_connections = max_connections
         self.stats = stats
         self.balancer = Balancer(endpoints, lb, outlier=outlier)
         self._mode: Mode = mode
@@ -88,8 +96,12 @@ class Upstream:
         upstream_tls: UpstreamTls | None = None,
         connect_timeout_s: float = 5.0,
         outlier: OutlierDetectionConfig | None = None,
+        idle_timeout_s: float | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.balancer.update(endpoints, lb, outlier=outlier)
+        self.idle_timeout_s = idle_timeout_s or None
+        self.max_connections = max_connections
         self._mode = mode
         self._sni = sni
         if upstream_tls != self._upstream_tls:
@@ -105,8 +117,15 @@ class Upstream:
         which the caller must call ``self.balancer.released(pick)`` when the connection ends (``carry``
         does).
 
-        Raises UpstreamUnavailable when no attempt succeeded.
+        Raises UpstreamUnavailable when no attempt succeeded, or when the cluster already has
+        ``max_connections`` open (MeshCircuitBreaker ``connectionLimits``; counted as ``cx_overflow``).
         """
+        limit = self.max_connections
+        if limit is not None and self.stats.cx_active >= limit:
+            self.stats.cx_overflow += 1
+            raise UpstreamUnavailable(
+                f"cluster {self.name}: {limit} connections open, the circuit breaker's limit"
+            )
         loop = asyncio.get_running_loop()
         (transport, protocol), pick = await self._first_success(
             lambda endpoint: self._attempt(loop, factory, endpoint), hash_key
@@ -218,8 +237,20 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _literal_address(host: str, port: int) -> list[tuple[int, int, int, str, tuple[Any, ...]]] | None:
+    """``getaddrinfo``'s answer for an IP literal, computed here: endpoints are almost always IPs, and the
+    loop's ``getaddrinfo`` runs in a thread pool, which cost more than the connect itself per connection."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))]
+    return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
+
+
 async def _connect_socket(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = _literal_address(host, port) or await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     last: OSError | None = None
     for family, kind, proto, _, address in infos:
         sock = socket.socket(family, kind, proto)

@@ -15,18 +15,22 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
 from kmesh.pki import CaBundle
 from kmesh.proxy._runtime import ProxyRuntime
 from kmesh.proxy._tls import peer_identity
 from kmesh.proxyconfig import (
+    CircuitBreakerConfig,
     Cluster,
+    ConnectionLimitsConfig,
     Endpoint,
     InboundConfig,
     LbConfig,
     OutboundConfig,
     ProxyConfig,
+    TimeoutConfig,
     seal,
     spiffe_id,
 )
@@ -263,3 +267,53 @@ async def test_a_config_whose_listener_cannot_bind_is_refused_and_the_old_one_st
             assert await call(out) == b"echo hi\n"
         finally:
             taken.close()
+
+
+def with_cluster(config: ProxyConfig, **changes: object) -> ProxyConfig:
+    """``config`` with its one cluster changed."""
+    cluster = msgspec.structs.replace(config.clusters[0], **changes)
+    return seal(msgspec.structs.replace(config, clusters=[cluster]))
+
+
+async def test_mesh_timeout_idle_timeout_closes_an_idle_connection(mesh: Mesh) -> None:
+    out = free_port()
+    config = with_cluster(
+        client_config(out, [endpoint(mesh.inbound_port)]), timeout=TimeoutConfig(idle_timeout_s=0.3)
+    )
+    async with runtime(config, mesh.ca, "client"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", out)
+        try:
+            writer.write(b"one\n")
+            assert await reader.readline() == b"echo one\n"
+            # Nothing crosses for longer than the idle timeout: the sidecar closes the pair.
+            with contextlib.suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), 30) == b""
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+async def test_a_circuit_breaker_connection_limit_refuses_and_counts_the_overflow(mesh: Mesh) -> None:
+    out = free_port()
+    breaker = CircuitBreakerConfig(connection_limits=ConnectionLimitsConfig(max_connections=1))
+    config = with_cluster(client_config(out, [endpoint(mesh.inbound_port)]), circuit_breaker=breaker)
+    async with runtime(config, mesh.ca, "client") as client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", out)
+        try:
+            writer.write(b"one\n")
+            assert await reader.readline() == b"echo one\n"
+            assert await call(out) == b""  # the second concurrent connection is over the limit
+            assert client.stats.cluster("echo").cx_overflow == 1
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+        # Once the first one ended (the sidecar saw it close), there is room again.
+        stats = client.stats.cluster("echo")
+        for _ in range(600):
+            if stats.cx_active == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await call(out) == b"echo hi\n"
