@@ -11,9 +11,45 @@ from datetime import UTC, datetime
 
 from kmesh.dps import Certificate
 from kmesh.pki import CaBundle, generate_ca, generate_workload_key, key_to_pem, make_csr, sign_workload_csr
+from kmesh.proxyconfig import Cluster, InboundConfig, OutboundConfig, ProxyConfig, seal, spiffe_id
 
 MESH = "m"
 NOW = datetime.now(UTC)
+
+
+def sidecar_config(
+    service: str,
+    *,
+    inbound: InboundConfig | None = None,
+    outbound_port: int | None = None,
+    cluster: Cluster | None = None,
+) -> ProxyConfig:
+    """A sealed mTLS sidecar config of ``service`` in MESH: one inbound, and/or one outbound on
+    127.0.0.1:``outbound_port`` to ``cluster``."""
+    outbounds = []
+    if cluster is not None and outbound_port is not None:
+        outbounds.append(
+            OutboundConfig(
+                address="127.0.0.1",
+                port=outbound_port,
+                service=cluster.service,
+                tags=cluster.tags,
+                cluster=cluster.name,
+            )
+        )
+    return seal(
+        ProxyConfig(
+            proxy_type="sidecar",
+            mesh=MESH,
+            name=f"{service}-1",
+            zone="z",
+            mtls_enabled=True,
+            identity=spiffe_id(MESH, service),
+            inbounds=[inbound] if inbound is not None else [],
+            outbounds=outbounds,
+            clusters=[cluster] if cluster is not None else [],
+        )
+    )
 
 
 def mesh_ca(mesh: str = MESH) -> CaBundle:

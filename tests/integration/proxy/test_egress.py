@@ -30,7 +30,6 @@ from kmesh.proxyconfig import (
     Endpoint,
     ExternalRoute,
     InboundConfig,
-    OutboundConfig,
     ProxyConfig,
     SniRoute,
     UpstreamTls,
@@ -41,7 +40,7 @@ from kmesh.proxyconfig import (
 )
 from kmesh.testing import free_port
 
-from .material import MESH, call, echo_app, mesh_ca, tls_echo_app, tls_probe, workload_cert
+from .material import MESH, call, echo_app, mesh_ca, sidecar_config, tls_echo_app, tls_probe, workload_cert
 
 EGRESS_ID = spiffe_id(MESH, "zone-egress")
 EXT = "httpbin"
@@ -73,26 +72,7 @@ def external_route(app_port: int, tls: UpstreamTls | None = None) -> ExternalRou
 
 
 def client_config(outbound_port: int, cluster: Cluster, *, service: str = "client") -> ProxyConfig:
-    return seal(
-        ProxyConfig(
-            proxy_type="sidecar",
-            mesh=MESH,
-            name=f"{service}-1",
-            zone="z",
-            mtls_enabled=True,
-            identity=spiffe_id(MESH, service),
-            outbounds=[
-                OutboundConfig(
-                    address="127.0.0.1",
-                    port=outbound_port,
-                    service=cluster.service,
-                    tags=cluster.tags,
-                    cluster=cluster.name,
-                )
-            ],
-            clusters=[cluster],
-        )
-    )
+    return sidecar_config(service, outbound_port=outbound_port, cluster=cluster)
 
 
 def external_cluster(egress_port: int) -> Cluster:

@@ -36,67 +36,36 @@ from kmesh.proxyconfig import (
 )
 from kmesh.testing import free_port
 
-from .material import MESH, call, echo_app, mesh_ca, workload_cert
+from .material import MESH, call, echo_app, mesh_ca, sidecar_config, workload_cert
 
 
 def server_config(
     app_port: int, inbound_port: int, *, allowed: list[str], service: str = "echo"
 ) -> ProxyConfig:
-    return seal(
-        ProxyConfig(
-            proxy_type="sidecar",
-            mesh=MESH,
-            name=f"{service}-1",
-            zone="z",
-            mtls_enabled=True,
-            identity=spiffe_id(MESH, service),
-            inbounds=[
-                InboundConfig(
-                    address="127.0.0.1",
-                    port=inbound_port,
-                    service_address="127.0.0.1",
-                    service_port=app_port,
-                    service=service,
-                    tags={"kuma.io/service": service},
-                    allowed_spiffe_ids=allowed,
-                )
-            ],
-        )
+    inbound = InboundConfig(
+        address="127.0.0.1",
+        port=inbound_port,
+        service_address="127.0.0.1",
+        service_port=app_port,
+        service=service,
+        tags={"kuma.io/service": service},
+        allowed_spiffe_ids=allowed,
     )
+    return sidecar_config(service, inbound=inbound)
 
 
 def client_config(
     outbound_port: int, endpoints: list[Endpoint], *, service: str = "client", lb: LbConfig | None = None
 ) -> ProxyConfig:
-    return seal(
-        ProxyConfig(
-            proxy_type="sidecar",
-            mesh=MESH,
-            name=f"{service}-1",
-            zone="z",
-            mtls_enabled=True,
-            identity=spiffe_id(MESH, service),
-            outbounds=[
-                OutboundConfig(
-                    address="127.0.0.1",
-                    port=outbound_port,
-                    service="echo",
-                    tags={"kuma.io/service": "echo"},
-                    cluster="echo",
-                )
-            ],
-            clusters=[
-                Cluster(
-                    name="echo",
-                    service="echo",
-                    tags={"kuma.io/service": "echo"},
-                    mtls=True,
-                    endpoints=endpoints,
-                    lb=lb or LbConfig(),
-                )
-            ],
-        )
+    cluster = Cluster(
+        name="echo",
+        service="echo",
+        tags={"kuma.io/service": "echo"},
+        mtls=True,
+        endpoints=endpoints,
+        lb=lb or LbConfig(),
     )
+    return sidecar_config(service, outbound_port=outbound_port, cluster=cluster)
 
 
 def endpoint(port: int, *, identity: str = "echo", priority: int = 0) -> Endpoint:
