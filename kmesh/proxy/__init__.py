@@ -7,7 +7,8 @@ in an asyncio application (:class:`Sidecar`).
 - ``_upstream``: one cluster at run time and how a connection reaches it; ``_lb``: the balancers.
 - ``_relay``: the Protocol-pair relay; ``kmesh._fastpath.splice``: the passthrough relay; ``_sniff``: the
   ClientHello peek.
-- ``_tls``: mesh certificates and contexts; ``_authz``: MeshTrafficPermission; ``_probe``: app health.
+- ``_tls``: mesh certificates and contexts; ``_authz``: MeshTrafficPermission; ``_probe``: app health;
+  ``_healthcheck``: MeshHealthCheck's active probes of a cluster's endpoints.
 - ``_admin``: ``/ready``, ``/stats``, ``/metrics``, ``/config_dump``; ``_stats``: the counters.
 """
 

@@ -12,6 +12,9 @@ Rules:
   says what is missing.
 - A zone ingress or egress listens where its own resource says (``networking.address:port``), not where
   the config says: the resource is what other zones were told.
+- A cluster with ``health_check`` (MeshHealthCheck) gets one ``HealthChecker`` (``_healthcheck.py``) on its
+  upstream, updated in place with the upstream; a cluster that loses it has its checker stopped and its
+  endpoints marked healthy again. ``close()`` stops every checker and waits for its tasks.
 - ``config_dump()`` is the proxy's config, the certificates' public facts and each upstream's endpoint
   states; never a key.
 """
@@ -28,6 +31,7 @@ import msgspec
 
 from kmesh.dps import Certificate
 from kmesh.proxy._gateway import SniGateway
+from kmesh.proxy._healthcheck import HealthChecker
 from kmesh.proxy._probe import AppProbe
 from kmesh.proxy._sidecar import InboundListener, OutboundListener
 from kmesh.proxy._stats import ProxyStats
@@ -85,6 +89,8 @@ class ProxyRuntime:
         self._outbounds: dict[tuple[str, int], OutboundListener] = {}
         self._inbounds: dict[tuple[str, int], InboundListener] = {}
         self._probes: dict[tuple[str, int, int], AppProbe] = {}
+        self._checkers: dict[str, HealthChecker] = {}  # by cluster name: MeshHealthCheck
+        self._stopped_checkers: set[HealthChecker] = set()  # stopped, their tasks not yet awaited
         self._gateway: SniGateway | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -229,6 +235,29 @@ class ProxyRuntime:
                 )
             fresh[cluster.name] = upstream
         self.upstreams = fresh
+        self._reconcile_health_checks(config)
+
+    def _reconcile_health_checks(self, config: ProxyConfig) -> None:
+        """One active health checker per upstream whose cluster has ``health_check``; a checker whose
+        cluster lost it (or went away) is stopped, which marks its endpoints healthy again."""
+        wanted = {c.name: c for c in config.clusters if c.health_check is not None}
+        for name, old in self._checkers.items():
+            if name not in wanted or old.upstream is not self.upstreams[name]:
+                old.stop()
+                self._stopped_checkers.add(old)
+        self._checkers = {n: c for n, c in self._checkers.items() if c not in self._stopped_checkers}
+        for name, cluster in wanted.items():
+            assert cluster.health_check is not None
+            checker = self._checkers.get(name)
+            if checker is None:
+                checker = HealthChecker(
+                    self.upstreams[name], cluster.health_check, cluster.endpoints, host=cluster.service
+                )
+                checker.start()
+                self._checkers[name] = checker
+            else:
+                checker.update(cluster.health_check, cluster.endpoints, host=cluster.service)
+        self._stopped_checkers = {c for c in self._stopped_checkers if any(not t.done() for t in c.tasks)}
 
     async def _reconcile_outbounds(
         self, config: ProxyConfig, started: list[OutboundListener | InboundListener]
@@ -313,8 +342,14 @@ class ProxyRuntime:
     # -- shutdown ---------------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop accepting everywhere, stop probes, and cancel connections still being set up."""
+        """Stop accepting everywhere, stop probes and health checks, and cancel connections still being set
+        up."""
         self._closed = True
+        checkers = [*self._checkers.values(), *self._stopped_checkers]
+        self._checkers.clear()
+        self._stopped_checkers.clear()
+        for checker in checkers:
+            await checker.close()
         for probe in list(self._probes.values()):
             await probe.close()
         self._probes.clear()

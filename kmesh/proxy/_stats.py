@@ -52,7 +52,9 @@ class ClusterStats:
     (refused, timed out, TLS failed); ``identity_mismatch`` peers that presented another SPIFFE id than
     the endpoint's; ``no_healthy_endpoint`` connections for which the cluster had nothing to pick;
     ``cx_overflow`` connections refused because the cluster had its circuit breaker's ``max_connections``
-    open.
+    open; ``health_checks_passed`` and ``health_checks_failed`` active health-check probes
+    (MeshHealthCheck, :mod:`kmesh.proxy._healthcheck`) by outcome, ``health_check_changes`` endpoints whose
+    verdict changed (healthy to unhealthy or back).
     """
 
     cx_total: int = 0
@@ -63,6 +65,9 @@ class ClusterStats:
     identity_mismatch: int = 0
     no_healthy_endpoint: int = 0
     cx_overflow: int = 0
+    health_checks_passed: int = 0
+    health_checks_failed: int = 0
+    health_check_changes: int = 0
     lb_picks: dict[str, int] = field(default_factory=dict)
 
     def picked(self, endpoint: str) -> None:

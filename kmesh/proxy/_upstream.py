@@ -159,6 +159,14 @@ class Upstream:
             stats.bytes_sent += up.bytes_sent
             stats.bytes_received += up.bytes_received
 
+    def probe_context(self, endpoint: Endpoint) -> tuple[ssl.SSLContext | None, str | None, str | None]:
+        """How an active health check reaches ``endpoint``, as :meth:`dial` would: the TLS context (None:
+        plain TCP), the server name to send, and the SPIFFE id the peer must present (None: not checked).
+        Raises NoCertificate when the mesh's certificate has not arrived yet."""
+        ctx, server_name = self._tls_for(endpoint)
+        mesh_peer = ctx is not None and self._mode == "mesh" and endpoint.via != "external"
+        return ctx, server_name, endpoint.spiffe_id if mesh_peer else None
+
     async def _first_success(
         self, connect: Callable[[Endpoint], Awaitable[T]], hash_key: bytes | None
     ) -> tuple[T, Pick]:
