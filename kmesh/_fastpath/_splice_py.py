@@ -7,6 +7,11 @@ Rules:
 
 - One direction per source socket. Each owns a pipe (``os.pipe2(O_NONBLOCK | O_CLOEXEC)``, grown with
   ``F_SETPIPE_SZ`` to ``chunk_bytes`` when the system allows; otherwise the default size is used).
+- Pipes are reused: a relay that ended cleanly (both directions reached EOF, or the idle timeout, with
+  nothing left in the pipe) gives its *empty* pipes back to a pool kept per ``chunk_bytes`` (at most
+  :data:`PIPE_POOL_MAX` pipes each), and the next relay takes them from there instead of creating and
+  sizing new ones. A pipe that may hold bytes (a socket error, a cancellation, bytes still in it) is closed,
+  never pooled. A forked child closes its inherited copies of the pooled pipes and starts with none.
   ``loop.add_reader(src)`` -> ``splice(src, pipe)`` then at once ``splice(pipe, dst)``, both
   ``SPLICE_F_MOVE | SPLICE_F_NONBLOCK``. Nothing is allocated per chunk beyond the ints splice returns.
 - Back-pressure: a source is read only while its pipe is empty. When ``dst`` would block, reading ``src``
@@ -37,7 +42,7 @@ import socket
 import struct
 from typing import Final, final
 
-__all__ = ["SPLICE", "relay_sockets"]
+__all__ = ["PIPE_POOL_MAX", "SPLICE", "relay_sockets"]
 
 #: Whether ``os.splice`` exists here, and so whether :func:`relay_sockets` uses it by default.
 SPLICE: Final[bool] = hasattr(os, "splice")
@@ -45,6 +50,51 @@ SPLICE: Final[bool] = hasattr(os, "splice")
 _SPLICE_FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 _F_SETPIPE_SZ: Final[int | None] = getattr(fcntl, "F_SETPIPE_SZ", None)
 _LINGER_RESET: Final = struct.pack("ii", 1, 0)
+_PIPE_FLAGS: Final = os.O_NONBLOCK | os.O_CLOEXEC
+
+#: Empty pipes kept for reuse, per ``chunk_bytes`` (two per relayed connection).
+PIPE_POOL_MAX: Final = 64
+# chunk_bytes -> [(read end, write end)], every pipe empty. Lists only: append/pop are atomic under the GIL,
+# so event loops in several threads may share it.
+_pipe_pool: dict[int, list[tuple[int, int]]] = {}
+
+
+def _take_pipe(chunk: int) -> tuple[int, int]:
+    """An empty non-blocking pipe sized for ``chunk`` (best effort): a pooled one, else a new one."""
+    pool = _pipe_pool.get(chunk)
+    if pool:
+        with contextlib.suppress(IndexError):  # another thread's loop took the last one meanwhile
+            return pool.pop()
+    r, w = os.pipe2(_PIPE_FLAGS)
+    if _F_SETPIPE_SZ is not None:
+        # Above /proc/sys/fs/pipe-max-size, or past the user's pipe quota: keep the default size.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(w, _F_SETPIPE_SZ, chunk)
+    return r, w
+
+
+def _give_pipe(chunk: int, r: int, w: int) -> None:
+    """Pool the *empty* pipe ``(r, w)``, or close it when the pool for ``chunk`` is full."""
+    pool = _pipe_pool.setdefault(chunk, [])
+    if len(pool) < PIPE_POOL_MAX:
+        pool.append((r, w))
+    else:
+        os.close(r)
+        os.close(w)
+
+
+def _close_pooled_pipes() -> None:
+    """Close every pooled pipe (in a forked child: the parent's pipes must never be shared)."""
+    for pool in _pipe_pool.values():
+        while pool:
+            for fd in pool.pop():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+    _pipe_pool.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_pooled_pipes)
 
 
 @final
@@ -94,11 +144,7 @@ class _Direction:
         self.view: memoryview | None = None
         self.buf_start = self.buf_end = 0
         if use_splice:
-            self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            if _F_SETPIPE_SZ is not None:
-                # Above /proc/sys/fs/pipe-max-size, or past the user's pipe quota: keep the default size.
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(self.pipe_w, _F_SETPIPE_SZ, chunk)
+            self.pipe_r, self.pipe_w = _take_pipe(chunk)
         else:
             self.view = memoryview(bytearray(chunk))
 
@@ -116,11 +162,16 @@ class _Direction:
             self.writing = False
             self.loop.remove_writer(self.dst)
 
-    def close_pipe(self) -> None:
-        for fd in (self.pipe_r, self.pipe_w):
-            if fd >= 0:
-                os.close(fd)
-        self.pipe_r = self.pipe_w = -1
+    def close_pipe(self, reuse: bool = False) -> None:
+        """Release the pipe (idempotent): pooled when ``reuse`` and it is known to be empty, else closed."""
+        r, w = self.pipe_r, self.pipe_w
+        if r >= 0:
+            self.pipe_r = self.pipe_w = -1
+            if reuse and self.in_pipe == 0:
+                _give_pipe(self.chunk, r, w)
+            else:
+                os.close(r)
+                os.close(w)
         if self.view is not None:
             self.view.release()
             self.view = None
@@ -128,7 +179,7 @@ class _Direction:
     def on_readable(self) -> None:
         try:
             if self.use_splice:
-                n = os.splice(self.src, self.pipe_w, self.chunk, flags=_SPLICE_FLAGS)
+                n = os.splice(self.src, self.pipe_w, self.chunk, None, None, _SPLICE_FLAGS)
             else:
                 n = self.src_sock.recv_into(self.view)  # type: ignore[arg-type]  # set when not splicing
         except (BlockingIOError, InterruptedError):
@@ -136,7 +187,9 @@ class _Direction:
         except OSError as exc:
             self.relay.fail(exc)
             return
-        self.relay.last_activity = self.loop.time()
+        relay = self.relay
+        if relay.idle_timeout_s is not None:
+            relay.last_activity = self.loop.time()
         if n == 0:
             self.eof = True
             if self.reading:
@@ -152,7 +205,7 @@ class _Direction:
         while self.in_pipe:
             try:
                 if self.use_splice:
-                    m = os.splice(self.pipe_r, self.dst, self.in_pipe, flags=_SPLICE_FLAGS)
+                    m = os.splice(self.pipe_r, self.dst, self.in_pipe, None, None, _SPLICE_FLAGS)
                 else:
                     view = self.view
                     assert view is not None
@@ -195,6 +248,7 @@ class _Relay:
         "b",
         "b_to_a",
         "done",
+        "failed",
         "idle_handle",
         "idle_timeout_s",
         "last_activity",
@@ -215,6 +269,7 @@ class _Relay:
         self.a = a
         self.b = b
         self.done: asyncio.Future[None] = loop.create_future()
+        self.failed = False  # a socket error ended the relay: its pipes are not reused
         self.idle_timeout_s = idle_timeout_s
         self.idle_handle: asyncio.TimerHandle | None = None
         self.last_activity = loop.time()
@@ -233,10 +288,11 @@ class _Relay:
 
     def direction_done(self) -> None:
         if self.a_to_b.done and self.b_to_a.done:
-            self.finish()
+            self.finish(reuse=True)
 
     def fail(self, exc: OSError) -> None:
         """A socket failed: reset both peers and end the relay."""
+        self.failed = True
         for sock in (self.a, self.b):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
@@ -247,18 +303,20 @@ class _Relay:
         assert self.idle_timeout_s is not None
         deadline = self.last_activity + self.idle_timeout_s
         if self.loop.time() >= deadline:
-            self.finish()
+            self.finish(reuse=True)
         else:
             self.idle_handle = self.loop.call_at(deadline, self.on_idle)
 
-    def finish(self) -> None:
-        """Remove every reader and writer, close pipes and sockets, wake the caller. Idempotent."""
+    def finish(self, reuse: bool = False) -> None:
+        """Remove every reader and writer, release the pipes (pooled when ``reuse`` and empty), close the
+        sockets, wake the caller. Idempotent."""
         if self.idle_handle is not None:
             self.idle_handle.cancel()
             self.idle_handle = None
+        reuse = reuse and not self.failed
         for d in (self.a_to_b, self.b_to_a):
             d.stop()
-            d.close_pipe()
+            d.close_pipe(reuse)
         self.a.close()
         self.b.close()
         if not self.done.done():

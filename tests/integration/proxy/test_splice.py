@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import socket
 import struct
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kmesh._fastpath import splice
+from kmesh._fastpath import _splice_py, splice
 from kmesh._fastpath._splice_py import relay_sockets as relay_sockets_py
 
 MIB = 1 << 20
@@ -189,3 +190,129 @@ async def test_bad_arguments_close_the_sockets(
         await splice.relay_sockets(a, b, chunk_bytes=0)
     assert a.fileno() == -1
     assert b.fileno() == -1
+
+
+@pytest.fixture
+def empty_pipe_pool() -> Iterator[None]:
+    """Start and end with no pooled pipes, so that the pool tests see only their own relays' pipes."""
+    _splice_py._close_pooled_pipes()
+    try:
+        yield
+    finally:
+        _splice_py._close_pooled_pipes()
+
+
+def pooled(chunk: int = 1 << 20) -> list[tuple[int, int]]:
+    return list(_splice_py._pipe_pool.get(chunk, []))
+
+
+async def exchange(
+    sockets: tuple[socket.socket, socket.socket, socket.socket, socket.socket], payload: bytes
+) -> tuple[int, int]:
+    """One request and one response through a relay, both sides ending cleanly; the relay's counts."""
+    client, a, b, server = sockets
+    loop = asyncio.get_running_loop()
+    relay = asyncio.create_task(relay_sockets_py(a, b, use_splice=True))
+    await send_all(client, payload)
+    assert await read_to_eof(server) == (len(payload), hashlib.sha256(payload).hexdigest())
+    await send_all(server, payload[::-1])
+    assert await read_to_eof(client) == (len(payload), hashlib.sha256(payload[::-1]).hexdigest())
+    assert await loop.sock_recv(client, 1) == b""
+    return await relay
+
+
+@pytest.mark.skipif(not splice.SPLICE, reason="os.splice is not available here")
+@pytest.mark.usefixtures("empty_pipe_pool")
+async def test_clean_end_pools_the_empty_pipes_and_the_next_relay_reuses_them() -> None:
+    data = random.Random(3).randbytes(3 * MIB + 5)
+    for round_ in range(3):
+        client, a = tcp_pair()
+        b, server = tcp_pair()
+        try:
+            before = pooled()
+            assert await exchange((client, a, b, server), data) == (len(data), len(data))
+            after = pooled()
+            # Two pipes per relay, taken from the pool when it has them: the pool never grows past two.
+            assert len(after) == 2
+            if round_:
+                assert sorted(after) == sorted(before)
+            for r, w in after:
+                assert os.get_blocking(r) is False
+                assert os.get_blocking(w) is False
+                with pytest.raises(BlockingIOError):
+                    os.read(r, 1)  # empty: nothing of the previous connection is left in it
+        finally:
+            for s in (client, a, b, server):
+                s.close()
+
+
+@pytest.mark.skipif(not splice.SPLICE, reason="os.splice is not available here")
+@pytest.mark.usefixtures("empty_pipe_pool")
+async def test_a_reset_or_a_cancel_closes_the_pipes_instead_of_pooling_them() -> None:
+    loop = asyncio.get_running_loop()
+    client, a = tcp_pair()
+    b, server = tcp_pair()
+    try:
+        relay = asyncio.create_task(relay_sockets_py(a, b, use_splice=True))
+        await loop.sock_sendall(client, b"x" * 100)
+        assert len(await loop.sock_recv(server, 4096)) == 100
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # RST
+        assert await relay == (100, 0)
+        assert pooled() == []
+    finally:
+        for s in (client, a, b, server):
+            s.close()
+    client, a = tcp_pair()
+    b, server = tcp_pair()
+    try:
+        relay = asyncio.create_task(relay_sockets_py(a, b, use_splice=True))
+        await loop.sock_sendall(client, b"ping")
+        assert await loop.sock_recv(server, 16) == b"ping"
+        relay.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await relay
+        assert pooled() == []
+    finally:
+        for s in (client, a, b, server):
+            s.close()
+
+
+@pytest.mark.skipif(not splice.SPLICE, reason="os.splice is not available here")
+@pytest.mark.usefixtures("empty_pipe_pool")
+async def test_the_pool_is_bounded_and_keyed_by_chunk_size() -> None:
+    pipes = [_splice_py._take_pipe(4096) for _ in range(_splice_py.PIPE_POOL_MAX + 3)]
+    kept = pipes[: _splice_py.PIPE_POOL_MAX]
+    for r, w in pipes:
+        _splice_py._give_pipe(4096, r, w)
+    assert pooled(4096) == kept
+    assert pooled() == []
+    for r, w in pipes[_splice_py.PIPE_POOL_MAX :]:  # closed, not leaked
+        with pytest.raises(OSError):
+            os.fstat(r)
+        with pytest.raises(OSError):
+            os.fstat(w)
+    assert _splice_py._take_pipe(4096) == kept[-1]
+    _splice_py._give_pipe(4096, *kept[-1])
+
+
+@pytest.mark.skipif(not splice.SPLICE, reason="os.splice is not available here")
+@pytest.mark.usefixtures("empty_pipe_pool")
+def test_a_forked_child_does_not_share_the_pooled_pipes() -> None:
+    r, w = _splice_py._take_pipe(1 << 20)
+    _splice_py._give_pipe(1 << 20, r, w)
+    pid = os.fork()
+    if pid == 0:  # the child: its copies are closed and its pool is empty
+        ok = not _splice_py._pipe_pool and all(_closed(fd) for fd in (r, w))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pooled() == [(r, w)]  # the parent keeps its own
+
+
+def _closed(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return True
+    return False
