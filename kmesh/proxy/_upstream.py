@@ -138,9 +138,9 @@ class Upstream:
         loop = asyncio.get_running_loop()
 
         async def connect(endpoint: Endpoint) -> socket.socket:
-            return await asyncio.wait_for(
-                _connect_socket(loop, endpoint.address, endpoint.port), self.connect_timeout_s
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for costs an extra task per connection.
+            async with asyncio.timeout(self.connect_timeout_s):
+                return await _connect_socket(loop, endpoint.address, endpoint.port)
 
         return await self._first_success(connect, hash_key)
 
@@ -198,16 +198,14 @@ class Upstream:
         self, loop: asyncio.AbstractEventLoop, factory: Callable[[], P], endpoint: Endpoint
     ) -> tuple[asyncio.Transport, P]:
         ctx, server_name = self._tls_for(endpoint)
-        transport, protocol = await asyncio.wait_for(
-            loop.create_connection(
+        async with asyncio.timeout(self.connect_timeout_s):
+            transport, protocol = await loop.create_connection(
                 factory,
                 endpoint.address,
                 endpoint.port,
                 ssl=ctx,
                 server_hostname=server_name if ctx is not None else None,
-            ),
-            self.connect_timeout_s,
-        )
+            )
         expected = endpoint.spiffe_id if self._mode == "mesh" and endpoint.via != "external" else None
         if ctx is not None and expected is not None:
             presented = peer_identity(transport.get_extra_info("ssl_object"))
