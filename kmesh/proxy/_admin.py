@@ -57,6 +57,10 @@ _HELP: Final[dict[str, str]] = {
     "connect_failures": "Upstream dials that failed (refused, timed out, TLS failed).",
     "identity_mismatch": "Upstream peers that presented another SPIFFE id than the endpoint's.",
     "no_healthy_endpoint": "Connections for which the cluster had no endpoint to pick.",
+    "cx_overflow": "Connections refused because the cluster had its circuit breaker's max_connections open.",
+    "health_checks_passed": "Active health-check probes that passed.",
+    "health_checks_failed": "Active health-check probes that failed.",
+    "health_check_changes": "Endpoints that turned healthy or unhealthy by active health checks.",
 }
 _PROXY_COUNTERS: Final = (
     ("configs_applied", "Proxy configs received and applied."),
