@@ -24,7 +24,12 @@ Rules (DESIGN.md, "Resources" and "Wire"):
 - The sender sets ``kuma.io/origin`` (``global`` or ``zone``) and, for zone resources, ``kuma.io/zone``
   before hashing; the receiver stores exactly those labels. The hash is ``content_hash(labels, spec,
   owner)`` over the canonical spec encoding, so a receiver recomputes, from what it stored, the hash the
-  sender computes from its own copy: that is what ``known`` announces after a reconnect.
+  sender computes from its own copy: that is what ``known`` announces after a reconnect. Both ends hash
+  the spec bytes as their store holds them (a :class:`~kmesh.store.StoredRow`), without decoding:
+  a store keeps exactly ``encode_spec``'s output, and the receiver stored ``encode_spec`` of the decoded
+  record, which is the sender's bytes again (``encode_spec(decode_spec(b)) == b`` for any ``b`` that
+  ``encode_spec`` made; a test pins it). Equal bytes mean equal content, so a hash can only ever differ
+  too often (a resend), never match a change.
 - The global pins every record of a connection to that connection's zone, whatever zone or labels the
   record claims; a record without an owner gets the zone's ``Zone`` as owner, and an owned one (a
   DataplaneInsight) keeps its owner re-keyed into the zone, so deleting the Zone deletes everything the
@@ -45,7 +50,8 @@ Sans-IO: no asyncio, no socket.
 from __future__ import annotations
 
 import functools
-from typing import Final, final
+from datetime import datetime
+from typing import Final, NamedTuple, final
 
 import msgspec
 
@@ -63,9 +69,9 @@ from kmesh.model import (
     all_descriptors,
     decode_spec,
     descriptor,
-    encode_spec,
     validate_resource,
 )
+from kmesh.store import StoredRow
 
 __all__ = [
     "ORIGIN_GLOBAL",
@@ -73,6 +79,7 @@ __all__ = [
     "ZONE_TYPE",
     "RecordMapper",
     "RecordRefused",
+    "Sent",
     "carried",
     "global_to_zones",
     "origin_labels",
@@ -153,6 +160,16 @@ def received_by(role: Role) -> tuple[str, ...]:
     return sent_by(Role.GLOBAL if role is Role.ZONE else Role.ZONE)
 
 
+class Sent(NamedTuple):
+    """A stored resource as this side sends it, short of the record itself (see ``row_sent``)."""
+
+    id: str
+    zone: str
+    labels: dict[str, str]
+    owner: str | None
+    hash: str
+
+
 class RecordRefused(Exception):
     """A received record or removal this side does not apply; the message is the Nack's reason."""
 
@@ -164,9 +181,9 @@ def origin_labels(zone: str) -> dict[str, str]:
     return {LABEL_ORIGIN: ORIGIN_ZONE, LABEL_ZONE: zone}
 
 
-def _timestamp(meta: Meta, created: bool) -> float | None:
-    when = meta.creation_time if created else meta.modification_time
-    return None if when is None else when.timestamp()
+def _timestamp(stored: str) -> float | None:
+    """Seconds since the epoch of a stored ISO 8601 time ("" when the resource has none yet)."""
+    return datetime.fromisoformat(stored).timestamp() if stored else None
 
 
 @final
@@ -238,27 +255,45 @@ class RecordMapper:
 
     def to_record(self, resource: Resource) -> Record | None:
         """The record this side sends for a stored resource, or None if it does not send it to the peer."""
-        meta = resource.meta
-        zone = self._sent_zone(meta.type, meta.name, meta.zone)
+        return self.row_record(StoredRow.of(resource))
+
+    def row_record(self, row: StoredRow) -> Record | None:
+        """The record this side sends for a stored row, or None if it does not send it to the peer."""
+        sent = self.row_sent(row)
+        return None if sent is None else self.record_of(row, sent)
+
+    def row_sent(self, row: StoredRow) -> Sent | None:
+        """What identifies the record of a stored row (id, zone, labels, owner, hash), or None if this side
+        does not send it: enough to compare with the peer's copy before building the record."""
+        zone = self._sent_zone(row.type, row.name, row.zone)
         if zone is None:
             return None
-        labels = dict(meta.labels)
+        labels = dict(row.labels)
         labels.update(origin_labels(zone))
-        spec = encode_spec(resource.spec)
-        owner = self._sent_owner(meta.type, meta.owner)
+        owner = self._sent_owner(row.type, row.owner)
+        return Sent(
+            record_id(row.type, row.mesh, row.name, zone),
+            zone,
+            labels,
+            owner,
+            content_hash(labels, row.spec, owner),
+        )
+
+    def record_of(self, row: StoredRow, sent: Sent) -> Record:
+        """The record of a stored row, from its :meth:`row_sent`."""
         return Record(
-            id=record_id(meta.type, meta.mesh, meta.name, zone),
-            type=meta.type,
-            name=meta.name,
-            mesh=meta.mesh,
-            zone=zone,
-            labels=labels,
-            spec=spec,
-            hash=content_hash(labels, spec, owner),
-            version=meta.version,
-            creation_time=_timestamp(meta, created=True),
-            modification_time=_timestamp(meta, created=False),
-            owner=owner,
+            id=sent.id,
+            type=row.type,
+            name=row.name,
+            mesh=row.mesh,
+            zone=sent.zone,
+            labels=sent.labels,
+            spec=row.spec,
+            hash=sent.hash,
+            version=row.version,
+            creation_time=_timestamp(row.creation_time),
+            modification_time=_timestamp(row.modification_time),
+            owner=sent.owner,
         )
 
     # -- receiving ----------------------------------------------------------------------------------------
@@ -281,16 +316,19 @@ class RecordMapper:
     def known_entry(self, resource: Resource) -> tuple[str, str, int] | None:
         """``(record id, content hash, spec bytes)`` of a stored resource as the peer sent it, or None if
         it did not come from the peer. The hash equals the one the peer computes from its own copy."""
-        meta = resource.meta
-        if not self._from_peer(meta.type, meta.name, meta.zone):
+        return self.row_known_entry(StoredRow.of(resource))
+
+    def row_known_entry(self, row: StoredRow) -> tuple[str, str, int] | None:
+        """:meth:`known_entry` of a stored row, hashing its spec bytes as stored."""
+        if not self._from_peer(row.type, row.name, row.zone):
             return None
-        owner = meta.owner
+        owner = row.owner
         owner_id: str | None = None
         if owner is not None and owner != self._zone_key:
             owner_id = record_id(owner.type, owner.mesh, owner.name, owner.zone)
-        spec = encode_spec(resource.spec)
-        digest = content_hash(meta.labels, spec, owner_id)
-        return record_id(meta.type, meta.mesh, meta.name, meta.zone), digest, len(spec)
+        spec = row.spec
+        digest = content_hash(row.labels, spec, owner_id)
+        return record_id(row.type, row.mesh, row.name, row.zone), digest, len(spec)
 
     def _check_carried(self, type_: str, name: str) -> None:
         if not carried(type_, name):

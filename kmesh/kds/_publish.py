@@ -15,10 +15,12 @@ Rules:
 - One task sends, so a type's chunks never interleave and types go in sync order (Mesh before what is
   inside a mesh). It hands the session a page (``page_records`` records or ``page_bytes`` of specs) only
   while the connection is writable, so memory stays at the window plus one page whatever the state size.
-- A full recompute pages through the store by offset, so a concurrent delete shifts later pages back by
-  one. Two guards: an id that looked gone is fetched again before its removal is sent (a live resource
-  is never removed from the peer), and a pass during which a resource of its type was deleted is run
-  again (a resource skipped by the shift reaches the peer); the repeat sends only what is still missing.
+- A full recompute pages through the store by key (a StoreBase) or by offset (any other ResourceStore,
+  where a concurrent delete shifts later pages back by one), reading specs as stored: a record is built
+  only for a row whose hash differs from the mirror's. Two guards, for offset pages: an id that looked
+  gone is fetched again before its removal is sent (a live resource is never removed from the peer), and
+  a pass during which a resource of its type was deleted is run again (a resource skipped by the shift
+  reaches the peer); the repeat sends only what is still missing.
 - A refused (NACKed) id is marked unknown in the mirror, so any later recompute sends it again (or its
   removal), and a retry is scheduled with a doubling backoff up to ``nack_retry_max_s``.
 """
@@ -233,19 +235,18 @@ class Publisher:
         out = _Out()
         pager = Pager(self._store, type_, self._mapper.sent_scope(type_), self._settings)
         while (page := await pager.next()) is not None:
-            spec_bytes = 0
-            for resource in page:
-                record = self._mapper.to_record(resource)
-                if record is None:
+            for row in page:
+                sent = self._mapper.row_sent(row)
+                if sent is None:
                     continue
-                spec_bytes += len(record.spec)
-                if type_ in self._relayed and not enabled.get(record.zone, False):
+                if type_ in self._relayed and not enabled.get(sent.zone, False):
                     continue
-                seen.add(record.id)
-                self._stage(mirror, record.id, record, out)
+                seen.add(sent.id)
+                if mirror.get(sent.id) == sent.hash:
+                    continue  # the peer holds it as it is: no record to build (most of a resync)
+                self._stage(mirror, sent.id, self._mapper.record_of(row, sent), out)
                 if out.full(self._settings):
                     await self._send(type_, out, last=False)
-            pager.measured(spec_bytes)
         for rid in [rid for rid in mirror if rid not in seen]:
             key = self._mapper.sent_key(rid)
             record = None if key is None else await self._current(key, enabled)

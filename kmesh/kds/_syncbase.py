@@ -6,6 +6,11 @@ Rules:
 - Memory per connection stays bounded by the settings, not by the size of the state: the pager reads at
   most ``page_records`` resources at once and shrinks its pages when resources are large, so that a page
   holds about ``page_bytes`` of encoded specs (a single resource larger than that is a page of its own).
+- The pager reads :class:`~kmesh.store.StoredRow` s, not Resources: specs stay in their stored form
+  (the canonical ``encode_spec`` bytes that records carry and content hashes cover), so a pass over a
+  large type decodes and re-encodes nothing. From a store built on ``StoreBase`` it pages by key
+  (``list_stored``: no count, no offset, no shift when a resource is deleted meanwhile); from any other
+  ResourceStore by offset through ``list``, encoding the specs.
 - Counters are plain integers per resource type, updated by the sync and read by ZoneInsight and metrics.
 """
 
@@ -14,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, final
 
-from kmesh.model import Resource
-from kmesh.store import ResourceStore
+from kmesh.store import ResourceStore, StoreBase, StoredRow
 
 __all__ = ["Pager", "SyncSettings", "TypeCounters", "TypeSyncStats"]
 
@@ -86,35 +90,48 @@ class TypeSyncStats:
 
 @final
 class Pager:
-    """Reads every resource of one type (optionally of one zone) page by page.
+    """Reads every resource of one type (optionally of one zone) page by page, as StoredRows.
 
-    Call :meth:`next` until it returns None; after each page, :meth:`measured` may report the encoded
-    bytes of its specs so that the next page is sized to about ``page_bytes``. Resources created or
-    deleted meanwhile may shift pages (the store pages by offset): callers re-check what they conclude
-    from a missing resource, and the store's change events cover what was created meanwhile.
+    Call :meth:`next` until it returns None; each page is sized from the spec bytes of the one before so
+    that it holds about ``page_bytes``. A key-paged listing (a StoreBase) sees every resource that exists
+    throughout the listing; an offset-paged one may skip a resource when an earlier one is deleted
+    meanwhile: callers re-check what they conclude from a missing resource, and the store's change events
+    cover what was created meanwhile.
     """
 
     def __init__(self, store: ResourceStore, type_: str, zone: str | None, settings: SyncSettings) -> None:
         self._store = store
+        self._keyed = store if isinstance(store, StoreBase) else None
         self._type = type_
         self._zone = zone
         self._settings = settings
+        self._after: tuple[str, str, str] | None = None
         self._offset: int | None = 0
         self._limit = settings.page_records
-        self._last_count = 0
 
-    async def next(self) -> list[Resource] | None:
+    async def next(self) -> list[StoredRow] | None:
         """The next page, or None when the listing is done. Raises what the store raises."""
         if self._offset is None:
             return None
-        page = await self._store.list(self._type, zone=self._zone, offset=self._offset, limit=self._limit)
-        self._offset = page.next_offset if page.items else None
-        self._last_count = len(page.items)
-        return page.items or None
+        if self._keyed is not None:
+            rows = await self._keyed.list_stored(
+                self._type, zone=self._zone, after=self._after, limit=self._limit
+            )
+            if len(rows) < self._limit:
+                self._offset = None
+            elif rows:
+                last = rows[-1]
+                self._after = (last.mesh, last.name, last.zone)
+        else:
+            page = await self._store.list(self._type, zone=self._zone, offset=self._offset, limit=self._limit)
+            self._offset = page.next_offset if page.items else None
+            rows = [StoredRow.of(resource) for resource in page.items]
+        if not rows:
+            self._offset = None
+            return None
+        self._measure(rows)
+        return rows
 
-    def measured(self, spec_bytes: int) -> None:
-        """Size the next page from the encoded spec bytes of the page just read."""
-        if self._last_count == 0:
-            return
-        average = max(1, spec_bytes // self._last_count)
+    def _measure(self, rows: list[StoredRow]) -> None:
+        average = max(1, sum(len(row.spec) for row in rows) // len(rows))
         self._limit = max(1, min(self._settings.page_records, self._settings.page_bytes // average))

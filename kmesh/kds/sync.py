@@ -14,8 +14,9 @@ Rules:
 - At start the sync watches the store (before reading it, so no change is missed), then subscribes to
   every type this side receives, announcing ``known`` = record id -> content hash of what it holds of that
   type from this peer. The peer answers with differences only.
-- Two tasks that never wait on each other: this one reads events and applies received chunks; the
-  publisher sends, paced by the connection's writability.
+- Three tasks that never wait on each other: this one reads events and applies received chunks; the
+  publisher sends, paced by the connection's writability; the subscriber lists what this side holds from
+  the peer and subscribes, type by type, so the peer's subscriptions are answered while it lists.
 - Applying a chunk: every record is checked on its own first (type, id, hash, zone, owner, spec,
   validation: :meth:`~kmesh.kds._convert.RecordMapper.incoming`), and the accepted writes (Upserts, and
   Deletes with ``missing_ok``) go to the store in ONE commit, so a chunk is atomic and costs one SQLite
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -135,10 +137,18 @@ class ResourceSync:
         closing the connection."""
         watch = self._store.watch()
         publisher = asyncio.create_task(self._publisher.run(watch), name=f"kds-publish-{self._zone}")
-        publisher.add_done_callback(self._publisher_done)
+        publisher.add_done_callback(self._helper_done)
+        # Subscribing lists everything this side holds from the peer (a zone's whole state, on the global):
+        # the peer's own subscriptions are received and answered meanwhile, not after it.
+        subscriber = asyncio.create_task(self._subscribe(), name=f"kds-subscribe-{self._zone}")
+        subscriber.add_done_callback(functools.partial(self._helper_done, log_bug=False))
         try:
-            await self._subscribe()
-            return await self._receive()
+            closed = await self._receive()
+            if subscriber.done() and not subscriber.cancelled():
+                failure = subscriber.exception()
+                if failure is not None and not isinstance(failure, StoreError):
+                    raise failure  # a bug: the connection is closed already (_helper_done)
+            return closed
         except StoreError as exc:
             self._conn.close(
                 CODE_STORE_UNAVAILABLE, f"the {self._role.value} control plane's store failed: {exc}"
@@ -148,11 +158,14 @@ class ResourceSync:
             self._conn.close(CODE_INTERNAL_ERROR, f"internal error in the {self._role.value} control plane")
             raise
         finally:
+            subscriber.cancel()
             publisher.cancel()
-            await asyncio.gather(publisher, return_exceptions=True)
+            await asyncio.gather(subscriber, publisher, return_exceptions=True)
             await _close_watch(watch)
 
-    def _publisher_done(self, task: asyncio.Task[None]) -> None:
+    def _helper_done(self, task: asyncio.Task[None], *, log_bug: bool = True) -> None:
+        """A failed publisher or subscriber ends the connection (which ends ``_receive``); ``run`` raises a
+        subscriber's bug itself."""
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()
@@ -160,7 +173,8 @@ class ResourceSync:
             reason = f"the {self._role.value} control plane's store failed: {exc}"
             self._conn.close(CODE_STORE_UNAVAILABLE, reason)
         else:
-            log.error("KDS publisher failed", exc_info=exc, extra={"zone": self._zone})
+            if log_bug:
+                log.error("KDS publisher failed", exc_info=exc, extra={"zone": self._zone})
             self._conn.close(CODE_INTERNAL_ERROR, f"internal error in the {self._role.value} control plane")
 
     async def _subscribe(self) -> None:
@@ -168,13 +182,10 @@ class ResourceSync:
             known: dict[str, str] = {}
             pager = Pager(self._store, type_, self._mapper.received_scope(type_), self._settings)
             while (page := await pager.next()) is not None:
-                spec_bytes = 0
-                for resource in page:
-                    entry = self._mapper.known_entry(resource)
+                for row in page:
+                    entry = self._mapper.row_known_entry(row)
                     if entry is not None:
                         known[entry[0]] = entry[1]
-                        spec_bytes += entry[2]
-                pager.measured(spec_bytes)
             self._conn.session.subscribe(type_, known)
             self._conn.flush()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from kmesh.errors import ConfigError
+from kmesh.store._base import StoreBase, StoredRow
 from kmesh.store._common import DEFAULT_WATCH_QUEUE_SIZE, Clock, utc_now
 from kmesh.store._protocol import (
     ChangeEvent,
@@ -33,6 +34,8 @@ __all__ = [
     "MemoryStore",
     "ResourceStore",
     "SqliteStore",
+    "StoreBase",
+    "StoredRow",
     "TransactionBuilder",
     "Update",
     "Upsert",

@@ -1,6 +1,7 @@
 """The part of a ResourceStore that does not depend on where resources live: commit serialization, the
 revision, event publication, the write shorthands, ``transaction()``, ``watch()``, ``stats()`` and the
-closing rules. A backend supplies ``get``, ``list``, ``_commit`` and ``_release``.
+closing rules. A backend supplies ``get``, ``list``, ``_commit`` and ``_release``, and may replace
+``list_stored``.
 
 Rules:
 - Commits run one at a time (an asyncio lock), so revisions and events follow commit order.
@@ -10,21 +11,26 @@ Rules:
   if the caller is cancelled meanwhile: a change must never be stored without being announced.
 - ``close()`` lets every commit asked for before it finish, then refuses every call with
   StoreUnavailable and ends every watch.
+- ``list_stored`` (not part of the ResourceStore protocol: KDS uses it when the store has it) reads a type
+  as :class:`StoredRow` s, pages by key (``after``) rather than by offset and counts nothing, so that a
+  full pass over a large type costs one index range per page. A row's ``spec`` is the stored form
+  (``encode_spec``), which a backend that keeps encoded specs hands over without decoding them.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import builtins
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import final
+from typing import NamedTuple, final
 
 from kmesh.errors import Conflict, StoreError, StoreUnavailable
 from kmesh.model import Resource, ResourceKey
-from kmesh.store._common import Clock, Counters, read_clock
+from kmesh.store._common import Clock, Counters, encode_spec, read_clock
 from kmesh.store._events import Broadcaster, Subscription
 from kmesh.store._plan import CommitPlan
 from kmesh.store._protocol import (
@@ -38,7 +44,7 @@ from kmesh.store._protocol import (
     Write,
 )
 
-__all__ = ["StoreBase", "Transaction", "check_window", "page"]
+__all__ = ["StoreBase", "StoredRow", "Transaction", "check_window", "page"]
 
 _WRITE_COUNTERS: dict[type, str] = {
     Create: "writes_create",
@@ -66,6 +72,39 @@ class Transaction:
     def _take(self) -> list[Write]:
         self._done = True
         return self._writes
+
+
+class StoredRow(NamedTuple):
+    """A stored resource as ``list_stored`` reads it: its key, labels and owner, its spec in the stored
+    form (the bytes ``encode_spec`` makes, not decoded), and its times as ISO 8601 text."""
+
+    type: str
+    mesh: str
+    name: str
+    zone: str
+    version: int
+    labels: dict[str, str]
+    spec: bytes
+    owner: ResourceKey | None
+    creation_time: str
+    modification_time: str
+
+    @classmethod
+    def of(cls, resource: Resource) -> StoredRow:
+        """The row of ``resource`` (its spec encoded as the stores keep it)."""
+        meta = resource.meta
+        return cls(
+            meta.type,
+            meta.mesh,
+            meta.name,
+            meta.zone,
+            meta.version,
+            meta.labels,
+            encode_spec(resource.spec),
+            meta.owner,
+            "" if meta.creation_time is None else meta.creation_time.isoformat(),
+            "" if meta.modification_time is None else meta.modification_time.isoformat(),
+        )
 
 
 def page(items: builtins.list[Resource], total: int, offset: int) -> ListPage:
@@ -112,6 +151,28 @@ class StoreBase(abc.ABC):
         offset: int = 0,
         limit: int | None = None,
     ) -> ListPage: ...
+
+    async def list_stored(
+        self,
+        type_name: str,
+        *,
+        zone: str | None = None,
+        after: tuple[str, str, str] | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[StoredRow]:
+        """Up to ``limit`` resources of one type (of one ``zone`` if given) whose ``(mesh, name, zone)``
+        sorts after ``after``, in that order. Raises ValueError for a limit below 1, StoreUnavailable.
+
+        This default lists through ``list`` and encodes the specs; a backend that holds encoded specs
+        replaces it with a keyset read.
+        """
+        check_window(0, limit)
+        items = (await self.list(type_name, zone=zone)).items
+        start = 0
+        if after is not None:
+            start = bisect.bisect_right(items, after, key=lambda r: (r.meta.mesh, r.meta.name, r.meta.zone))
+        end = None if limit is None else start + limit
+        return [StoredRow.of(resource) for resource in items[start:end]]
 
     @abc.abstractmethod
     async def _commit(

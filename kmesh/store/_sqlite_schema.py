@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from kmesh.errors import StoreError
 from kmesh.model import Meta, Resource, ResourceKey
+from kmesh.store._base import StoredRow
 from kmesh.store._common import decode_labels, decode_spec, encode_labels, encode_spec
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "resource_params",
     "row_to_key",
     "row_to_resource",
+    "row_to_stored",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -201,6 +203,29 @@ def row_to_resource(row: tuple[Any, ...]) -> Resource:
         owner=owner,
     )
     return Resource(meta=meta, spec=decode_spec(type_name, spec))
+
+
+def row_to_stored(row: tuple[Any, ...]) -> StoredRow:
+    """The StoredRow of a row selected as COLUMNS: the spec stays as stored, the times as text."""
+    (
+        type_name,
+        mesh,
+        name,
+        zone,
+        version,
+        labels,
+        spec,
+        o_type,
+        o_mesh,
+        o_name,
+        o_zone,
+        created,
+        modified,
+    ) = row
+    owner = None if o_type is None else ResourceKey(o_type, o_name, o_mesh, o_zone)
+    return StoredRow(
+        type_name, mesh, name, zone, version, decode_labels(labels), spec, owner, created, modified
+    )
 
 
 def _time(value: datetime | None) -> str:

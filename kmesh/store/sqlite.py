@@ -31,7 +31,7 @@ from typing import Any, TypeVar, final
 
 from kmesh.errors import NotFound, StoreError, StoreUnavailable
 from kmesh.model import Resource, ResourceKey
-from kmesh.store._base import StoreBase, check_window, page
+from kmesh.store._base import StoreBase, StoredRow, check_window, page
 from kmesh.store._common import DEFAULT_WATCH_QUEUE_SIZE, Clock, utc_now
 from kmesh.store._plan import CommitPlan
 from kmesh.store._protocol import ListPage, Write
@@ -42,6 +42,7 @@ from kmesh.store._sqlite_schema import (
     resource_params,
     row_to_key,
     row_to_resource,
+    row_to_stored,
 )
 
 __all__ = ["SqliteStore"]
@@ -182,6 +183,34 @@ class SqliteStore(StoreBase):
             if conn.in_transaction:
                 conn.execute("COMMIT")
         return page([row_to_resource(row) for row in rows], int(total), offset)
+
+    async def list_stored(
+        self,
+        type_name: str,
+        *,
+        zone: str | None = None,
+        after: tuple[str, str, str] | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[StoredRow]:
+        """See StoreBase.list_stored: here one keyset range of the primary key, without a count, and the
+        specs as stored (never decoded)."""
+        self._ensure_open()
+        check_window(0, limit)
+        where = ["type = ?"]
+        params: builtins.list[Any] = [type_name]
+        if zone is not None:
+            where.append("zone = ?")
+            params.append(zone)
+        if after is not None:
+            # A row value: SQLite seeks the primary key (type, mesh, name, zone) to it.
+            where.append("(mesh, name, zone) > (?, ?, ?)")
+            params.extend(after)
+        params.append(-1 if limit is None else limit)
+        sql = f"SELECT {COLUMNS} FROM resources WHERE {' AND '.join(where)} ORDER BY mesh, name, zone LIMIT ?"
+        return await self._run(self._list_stored_sync, sql, params)
+
+    def _list_stored_sync(self, sql: str, params: builtins.list[Any]) -> builtins.list[StoredRow]:
+        return [row_to_stored(row) for row in self._conn.execute(sql, params).fetchall()]
 
     async def _commit(
         self, writes: builtins.list[Write], now: datetime
