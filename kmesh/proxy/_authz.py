@@ -1,7 +1,9 @@
-"""MeshTrafficPermission on an inbound: may this peer, identified by its SPIFFE ids, connect?
+"""MeshTrafficPermission where a proxy accepts mesh traffic: may this peer, identified by its SPIFFE ids,
+connect?
 
 The zone control plane already resolved the policies per client (``kmesh.proxyconfig._permissions``) into
-an ``InboundConfig``'s lists; the proxy only looks the peer up. Sans-IO.
+four fields: an ``InboundConfig``'s for a sidecar's inbound, an ``ExternalRoute``'s for a
+MeshExternalService at the zone egress. The proxy only looks the peer up. Sans-IO.
 
 Rules:
 - Without mTLS peers have no identity and nothing is enforced (the config then says ``Allow``).
@@ -17,11 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import final
+from typing import Protocol, final
 
-from kmesh.proxyconfig import InboundConfig
+from kmesh.proxyconfig import Action
 
-__all__ = ["Verdict", "authorize"]
+__all__ = ["Permitted", "Verdict", "authorize"]
+
+
+class Permitted(Protocol):
+    """What ``authorize`` reads: the resolved lists (``InboundConfig`` and ``ExternalRoute`` have them)."""
+
+    @property
+    def allowed_spiffe_ids(self) -> Sequence[str]: ...
+    @property
+    def denied_spiffe_ids(self) -> Sequence[str]: ...
+    @property
+    def shadow_denied_spiffe_ids(self) -> Sequence[str]: ...
+    @property
+    def default_action(self) -> Action: ...
 
 
 @final
@@ -32,8 +47,9 @@ class Verdict:
     reason: str
 
 
-def authorize(inbound: InboundConfig, peer_ids: Sequence[str], *, mtls: bool) -> Verdict:
-    """Whether a peer presenting ``peer_ids`` may use ``inbound``."""
+def authorize(inbound: Permitted, peer_ids: Sequence[str], *, mtls: bool) -> Verdict:
+    """Whether a peer presenting ``peer_ids`` may use ``inbound`` (an inbound, or an external service's
+    route at the egress)."""
     if not mtls:
         return Verdict(True, False, "mTLS is off: no identities to check")
     if not peer_ids:

@@ -10,8 +10,9 @@ Rules (DESIGN.md, "Cross-zone routing", "The data path"):
   splice(2) where the kernel has it), which moves the encrypted bytes unchanged both ways. A zone ingress
   therefore never holds a workload's key: it asks for no certificate and terminates no TLS.
 - Zone egress only, a MeshExternalService SNI (``EgressConfig.external_services``): terminate the
-  sidecar's mTLS with the egress's certificate of that mesh (any verified identity of the mesh may use
-  it), then originate TCP or TLS to the external endpoints and relay (``RelayHalf``).
+  sidecar's mTLS with the egress's certificate of that mesh; a client with no identity of the mesh is
+  closed (``identity_rejected``), one the route's MeshTrafficPermission lists refuse (``_authz``) is
+  closed (``denied``); then originate TCP or TLS to the external endpoints and relay (``RelayHalf``).
 - A config change swaps the tables; routes keep their balancer state by SNI; live connections go on.
 """
 
@@ -25,6 +26,7 @@ from typing import Any, Final, Literal, final
 
 from kmesh._fastpath.sni import SniStatus
 from kmesh._fastpath.splice import relay_sockets
+from kmesh.proxy._authz import authorize
 from kmesh.proxy._relay import RelayHalf
 from kmesh.proxy._sniff import RawAcceptor, SniffTimeout, peek_client_hello
 from kmesh.proxy._stats import ProxyStats
@@ -235,10 +237,29 @@ class SniGateway:
             return
         assert down.transport is not None
         ids = peer_identity(down.transport.get_extra_info("ssl_object"))
-        if not any(i.startswith(f"spiffe://{route.mesh}/") for i in ids):
+        # Only the ids of this mesh count: the route's lists name no other, and a foreign id must not get
+        # the mesh's default action.
+        mesh_ids = [i for i in ids if i.startswith(f"spiffe://{route.mesh}/")]
+        if not mesh_ids:
             stats.identity_rejected += 1
             down.abort()
             return
+        verdict = authorize(route, mesh_ids, mtls=True)
+        target = f"{route.mesh}/{route.name}"
+        if not verdict.allowed:
+            stats.denied += 1
+            log.info(
+                "connection denied",
+                extra={"listener": self.name, "external": target, "reason": verdict.reason},
+            )
+            down.abort()
+            return
+        if verdict.shadow_denied:
+            stats.shadow_denied += 1
+            log.info(
+                "connection would be denied",
+                extra={"listener": self.name, "external": target, "reason": verdict.reason},
+            )
         try:
             _, up, pick = await upstream.dial(RelayHalf)
         except UpstreamUnavailable as exc:

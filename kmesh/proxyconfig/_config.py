@@ -177,7 +177,14 @@ class SniRoute(Wire, frozen=True, kw_only=True):
 @final
 class ExternalRoute(Wire, frozen=True, kw_only=True):
     """A MeshExternalService served by a zone egress: it terminates the sidecar's mTLS presenting
-    ``identity``, then connects to ``endpoints`` (originating TLS per ``upstream_tls``)."""
+    ``identity``, then connects to ``endpoints`` (originating TLS per ``upstream_tls``).
+
+    Who may use it (MeshTrafficPermission, on the client's SPIFFE id of ``mesh``): read exactly as
+    ``InboundConfig``'s lists. ``default_action`` defaults to ``Allow``, unlike an inbound's, because a
+    route without these fields comes from a control plane that predates them, whose egress let any verified
+    identity of the mesh through: decoding such a config keeps that behaviour. A control plane that knows
+    the fields always sends them, ``Deny`` included.
+    """
 
     mesh: str
     name: str
@@ -185,6 +192,10 @@ class ExternalRoute(Wire, frozen=True, kw_only=True):
     protocol: str = "tcp"
     endpoints: list[Endpoint] = msgspec.field(default_factory=list)
     upstream_tls: UpstreamTls | None = None
+    allowed_spiffe_ids: list[str] = msgspec.field(default_factory=list)
+    denied_spiffe_ids: list[str] = msgspec.field(default_factory=list)
+    shadow_denied_spiffe_ids: list[str] = msgspec.field(default_factory=list)
+    default_action: Action = "Allow"
 
 
 @final

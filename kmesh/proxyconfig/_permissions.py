@@ -17,11 +17,13 @@ Rules:
   decision of the entries that match every client (``kind: Mesh``), as ``default_action``.
 - Without mTLS peers have no identity: nothing is enforced (``default_action: Allow``, empty lists), and a
   note says so when the mesh has traffic permissions.
+- The same evaluation serves any other place that checks callers by identity: ``Permissions.decide``
+  takes the test a top-level ``targetRef`` must pass (the zone egress uses it per MeshExternalService).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import final
 
@@ -103,11 +105,14 @@ class Permissions:
 
     def for_inbound(self, index: int, label: str) -> Decision:
         """The decision for the inbound at ``index`` of the subject (``label`` names it in notes)."""
+        return self.decide(lambda ref: selects(ref, self._subject, index), f"inbound {label}")
+
+    def decide(self, top: Callable[[TargetRef], bool], label: str) -> Decision:
+        """The decision over the ``from`` entries of the policies whose top-level ``targetRef`` passes
+        ``top`` (``label`` names what they guard in notes, e.g. ``inbound 10.0.0.1:9090``)."""
         if not self._mtls:
             return Decision(default_action="Allow")
-        entries = ordered_entries(
-            self._policies, "from", lambda ref: selects(ref, self._subject, index), lambda ref: True
-        )
+        entries = ordered_entries(self._policies, "from", top, lambda ref: True)
         # A client that matches no named service or tag gets what the kind: Mesh entries decide.
         fallback = _decide(entries, {})
         decision = Decision(default_action="Allow" if fallback in _ALLOWING else "Deny")
@@ -122,7 +127,7 @@ class Permissions:
             decision.denied.append(identity)
             if any(a in _ALLOWING for a in actions):
                 decision.notes.append(
-                    f"inbound {label}: {service} is denied: MeshTrafficPermission allows only some of its "
+                    f"{label}: {service} is denied: MeshTrafficPermission allows only some of its "
                     "instances (by tags), and peers are checked by service identity"
                 )
         return decision

@@ -13,15 +13,27 @@ Rules:
   ``kind: Mesh`` (an egress serves every client, so it only honours mesh-wide strategies). Every
   MeshExternalService of such a mesh maps its external SNI to its own endpoints, unless the mesh sets
   ``routing.defaultForbidMeshExternalServiceAccess``. Meshes without ``routing.zoneEgress`` are not served.
-- The egress terminates mTLS for external services as ``spiffe://<mesh>/zone-egress``.
+- The egress terminates mTLS for external services as ``spiffe://<mesh>/zone-egress``, and so is where
+  MeshTrafficPermission guards them (there is no sidecar on the far side). For each external service the
+  policies whose top-level ``targetRef`` is ``kind: MeshExternalService`` naming it (by ``name``, or by
+  ``labels`` matched against the resource's labels) or ``kind: Mesh`` (without ``proxyTypes``) apply, the
+  more specific kind winning, and their ``from`` entries are evaluated exactly as for a sidecar's inbound
+  (``_permissions``): the same known clients, the same per-tag-set rule, the same fail-closed default.
+  A served mesh always has mTLS, so an external service no policy allows is denied to every client, and a
+  note says so. This is Kuma's rule: its egress puts the MeshTrafficPermission RBAC of the policies
+  selecting an external service on that service's filter chain, and no rule denies (Kuma only seems open
+  because a new mesh gets an allow-all policy; a kmesh mesh gets none). Kuma's legacy egress also let
+  ``MeshService``/``MeshSubset`` top-level refs select an ExternalService by its tags; a
+  MeshExternalService has no tags, so here only its own kind names it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from kmesh.model import Resource
-from kmesh.model.types import MeshExternalServiceSpec, ZoneEgressSpec, ZoneIngressSpec
+from kmesh.model.types import MeshExternalServiceSpec, TargetRef, ZoneEgressSpec, ZoneIngressSpec
 from kmesh.proxyconfig._config import (
     EgressConfig,
     Endpoint,
@@ -33,10 +45,11 @@ from kmesh.proxyconfig._config import (
 )
 from kmesh.proxyconfig._endpoints import external_endpoints, service_endpoints
 from kmesh.proxyconfig._names import EGRESS_SERVICE, external_sni, sni_for, spiffe_id
+from kmesh.proxyconfig._permissions import Permissions, known_clients
 from kmesh.proxyconfig._resolve import resolve
 from kmesh.proxyconfig._sidecar import upstream_tls
 from kmesh.proxyconfig._snapshot import MeshSnapshot, zone_of
-from kmesh.proxyconfig._targeting import Destination, Subject
+from kmesh.proxyconfig._targeting import Destination, Subject, selects
 from kmesh.proxyconfig._topology import Topology, subsets
 
 __all__ = ["generate_egress", "generate_ingress"]
@@ -128,7 +141,21 @@ def _remote_routes(
     return routes
 
 
-def _external_routes(snapshot: MeshSnapshot, notes: list[str]) -> dict[str, ExternalRoute]:
+def _guards(ref: TargetRef, subject: Subject, external: Resource) -> bool:
+    """Whether a MeshTrafficPermission's top-level ``ref`` applies to the MeshExternalService ``external``
+    at the egress ``subject``: ``kind: MeshExternalService`` by name or labels, or what ``selects`` lets a
+    zone proxy match (``kind: Mesh`` without ``proxyTypes``); other kinds select sidecars' inbounds."""
+    if ref.kind == "MeshExternalService":
+        if ref.name is not None:
+            return ref.name == external.meta.name
+        labels = ref.labels or {}
+        return bool(labels) and all(external.meta.labels.get(k) == v for k, v in labels.items())
+    return selects(ref, subject)
+
+
+def _external_routes(
+    snapshot: MeshSnapshot, subject: Subject, permissions: Permissions, notes: list[str]
+) -> dict[str, ExternalRoute]:
     routing = snapshot.spec.routing
     if (
         snapshot.external_services
@@ -145,6 +172,11 @@ def _external_routes(snapshot: MeshSnapshot, notes: list[str]) -> dict[str, Exte
         spec = resource.spec
         assert isinstance(spec, MeshExternalServiceSpec)  # checked by MeshSnapshot
         name = resource.meta.name
+        label = f"mesh {snapshot.name}: external service {name}"
+        decision = permissions.decide(functools.partial(_guards, subject=subject, external=resource), label)
+        notes.extend(decision.notes)
+        if not decision.allowed and decision.default_action == "Deny":
+            notes.append(f"{label}: every client is denied: no MeshTrafficPermission allows any known client")
         routes[external_sni(snapshot.name, name)] = ExternalRoute(
             mesh=snapshot.name,
             name=name,
@@ -152,6 +184,10 @@ def _external_routes(snapshot: MeshSnapshot, notes: list[str]) -> dict[str, Exte
             protocol=spec.match.protocol,
             endpoints=external_endpoints(snapshot.name, name, spec, None),
             upstream_tls=upstream_tls(spec.tls),
+            allowed_spiffe_ids=decision.allowed,
+            denied_spiffe_ids=decision.denied,
+            shadow_denied_spiffe_ids=decision.shadow_denied,
+            default_action=decision.default_action,
         )
     return routes
 
@@ -173,7 +209,8 @@ def generate_egress(snapshots: Sequence[MeshSnapshot], zone: str, egress: Resour
             continue
         topo = Topology.of(snapshot, zone)
         routes.update(_remote_routes(snapshot, topo, subject, notes))
-        externals.update(_external_routes(snapshot, notes))
+        permissions = Permissions(snapshot, subject, known_clients(snapshot, zone))
+        externals.update(_external_routes(snapshot, subject, permissions, notes))
     config = ProxyConfig(
         proxy_type="egress",
         name=egress.meta.name,

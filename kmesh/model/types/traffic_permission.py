@@ -1,7 +1,10 @@
 """MeshTrafficPermission: which clients may call the selected proxies (needs mTLS to know who calls).
 
 Rules: entries are ``from[]`` only, each with ``default.action`` ``Allow``, ``Deny`` or
-``AllowWithShadowDeny`` (allow, but log as if denied, to trial a stricter policy).
+``AllowWithShadowDeny`` (allow, but log as if denied, to trial a stricter policy). The top-level
+``targetRef`` selects inbounds (Mesh, MeshSubset, MeshService, MeshServiceSubset, Dataplane) or, with
+``kind: MeshExternalService``, an external service, which the zone egress guards (Kuma's MTP for external
+services through the egress).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class MeshTrafficPermissionSpec(PolicySpec, frozen=True, kw_only=True, forbid_un
         "MeshSubset",
         "MeshService",
         "MeshServiceSubset",
+        "MeshExternalService",
         "Dataplane",
     )
     sections: ClassVar[tuple[str, ...]] = ("from",)

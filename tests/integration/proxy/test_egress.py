@@ -11,6 +11,9 @@ What is checked:
   no certificate at all — and the echo sidecar's inbound sees and authorizes the original client identity:
   an allowed client gets through, another one is denied there.
 - An unknown SNI, no SNI and bytes that are not TLS are closed and counted on the ``egress`` listener.
+- MeshTrafficPermission on an external route: an allowed client reaches the external app (a shadow-denied
+  one too, counted), a denied one is closed after the handshake and counted as ``denied`` on the
+  ``egress`` listener, and nothing is dialled for it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
 from kmesh.pki import CaBundle, generate_self_signed_server_cert
@@ -343,3 +347,37 @@ async def test_bytes_that_are_not_tls_are_closed_and_counted(ca: CaBundle) -> No
         listener = gw.runtime.stats.listener("egress")
         assert listener.not_tls == 1
         assert listener.no_route == 0
+
+
+# -- MeshTrafficPermission on external routes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("service", "answer", "denied", "shadow"),
+    [
+        ("client", b"ext hi\n", 0, 0),
+        ("trial", b"ext hi\n", 0, 1),
+        ("intruder", b"", 1, 0),
+    ],
+)
+async def test_the_egress_authorizes_clients_of_an_external_service(
+    ca: CaBundle, service: str, answer: bytes, denied: int, shadow: int
+) -> None:
+    async with echo_app("ext") as app_port:
+        route = msgspec.structs.replace(
+            external_route(app_port),
+            allowed_spiffe_ids=[spiffe_id(MESH, "client"), spiffe_id(MESH, "trial")],
+            denied_spiffe_ids=[spiffe_id(MESH, "intruder")],
+            shadow_denied_spiffe_ids=[spiffe_id(MESH, "trial")],
+            default_action="Deny",
+        )
+        async with egress(egress_config(externals={EXT_SNI: route}), ca) as gw:
+            out = free_port()
+            async with sidecar(client_config(out, external_cluster(gw.port), service=service), ca, service):
+                assert await call(out) == answer
+            listener = gw.runtime.stats.listener("egress")
+            external = gw.runtime.stats.cluster(f"{MESH}/external/{EXT}")
+            await until(lambda: listener.cx_active == 0, "the connection to end")
+            assert (listener.cx_total, listener.denied, listener.shadow_denied) == (1, denied, shadow)
+            assert (listener.identity_rejected, listener.tls_errors) == (0, 0)
+            assert external.cx_total == (0 if denied else 1)

@@ -3,7 +3,8 @@
 The control plane resolved the policies into the inbound's lists; these tests pin how the proxy reads
 them: no mTLS means no identities and nothing enforced; with mTLS a peer without an identity is refused,
 a denied id beats an allowed one (also across the several ids one certificate may carry), shadow-denied
-ids are let in but flagged, and anyone else gets ``default_action``.
+ids are let in but flagged, and anyone else gets ``default_action``. A MeshExternalService's route at the
+zone egress carries the same four fields and is read the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from kmesh.proxy._authz import Verdict, authorize
-from kmesh.proxyconfig import Action, InboundConfig, spiffe_id
+from kmesh.proxyconfig import Action, ExternalRoute, InboundConfig, spiffe_id
 
 MESH = "m"
 CLIENT = spiffe_id(MESH, "client")
@@ -118,3 +119,33 @@ def test_several_unknown_ids_get_the_default_action() -> None:
     ids = [OTHER, BILLING]
     assert authorize(inbound(allowed=[CLIENT], default="Allow"), ids, mtls=True).allowed
     assert not authorize(inbound(allowed=[CLIENT], default="Deny"), ids, mtls=True).allowed
+
+
+# -- an external service's route at the zone egress --------------------------------------------------------
+
+
+def test_an_external_route_is_read_like_an_inbound() -> None:
+    route = ExternalRoute(
+        mesh=MESH,
+        name="httpbin",
+        identity=spiffe_id(MESH, "zone-egress"),
+        allowed_spiffe_ids=[CLIENT],
+        denied_spiffe_ids=[BILLING],
+        shadow_denied_spiffe_ids=[CLIENT],
+        default_action="Deny",
+    )
+    allowed = authorize(route, [CLIENT], mtls=True)
+    assert (allowed.allowed, allowed.shadow_denied) == (True, True)
+    denied = authorize(route, [BILLING], mtls=True)
+    assert not denied.allowed
+    assert "denied by MeshTrafficPermission" in denied.reason
+    assert not authorize(route, [OTHER], mtls=True).allowed
+    assert not authorize(route, [], mtls=True).allowed
+
+
+def test_an_external_route_without_permission_fields_lets_the_mesh_in() -> None:
+    # What a control plane predating the fields sends: the egress keeps letting any identity of the mesh in.
+    route = ExternalRoute(mesh=MESH, name="httpbin", identity=spiffe_id(MESH, "zone-egress"))
+    verdict = authorize(route, [OTHER], mtls=True)
+    assert verdict.allowed
+    assert not verdict.shadow_denied
