@@ -29,8 +29,8 @@ from datetime import datetime
 from typing import NamedTuple, final
 
 from kmesh.errors import Conflict, StoreError, StoreUnavailable
-from kmesh.model import Resource, ResourceKey
-from kmesh.store._common import Clock, Counters, encode_spec, read_clock
+from kmesh.model import Meta, Resource, ResourceKey
+from kmesh.store._common import Clock, Counters, decode_spec, encode_spec, read_clock
 from kmesh.store._events import Broadcaster, Subscription
 from kmesh.store._plan import CommitPlan
 from kmesh.store._protocol import (
@@ -105,6 +105,21 @@ class StoredRow(NamedTuple):
             "" if meta.creation_time is None else meta.creation_time.isoformat(),
             "" if meta.modification_time is None else meta.modification_time.isoformat(),
         )
+
+    def resource(self) -> Resource:
+        """The Resource this row holds (the spec decoded, the times parsed)."""
+        meta = Meta(
+            type=self.type,
+            name=self.name,
+            mesh=self.mesh,
+            zone=self.zone,
+            labels=self.labels,
+            version=self.version,
+            creation_time=datetime.fromisoformat(self.creation_time),
+            modification_time=datetime.fromisoformat(self.modification_time),
+            owner=self.owner,
+        )
+        return Resource(meta=meta, spec=decode_spec(self.type, self.spec))
 
 
 def page(items: builtins.list[Resource], total: int, offset: int) -> ListPage:

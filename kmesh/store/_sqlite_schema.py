@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from kmesh.errors import StoreError
-from kmesh.model import Meta, Resource, ResourceKey
+from kmesh.model import Resource, ResourceKey
 from kmesh.store._base import StoredRow
-from kmesh.store._common import decode_labels, decode_spec, encode_labels, encode_spec
+from kmesh.store._common import decode_labels, encode_labels, encode_spec
 
 __all__ = [
     "COLUMNS",
@@ -175,34 +175,7 @@ def row_to_key(row: tuple[Any, ...]) -> ResourceKey:
 
 def row_to_resource(row: tuple[Any, ...]) -> Resource:
     """The Resource of a row selected as COLUMNS."""
-    (
-        type_name,
-        mesh,
-        name,
-        zone,
-        version,
-        labels,
-        spec,
-        o_type,
-        o_mesh,
-        o_name,
-        o_zone,
-        created,
-        modified,
-    ) = row
-    owner = None if o_type is None else ResourceKey(o_type, o_name, o_mesh, o_zone)
-    meta = Meta(
-        type=type_name,
-        name=name,
-        mesh=mesh,
-        zone=zone,
-        labels=decode_labels(labels),
-        version=version,
-        creation_time=datetime.fromisoformat(created),
-        modification_time=datetime.fromisoformat(modified),
-        owner=owner,
-    )
-    return Resource(meta=meta, spec=decode_spec(type_name, spec))
+    return row_to_stored(row).resource()
 
 
 def row_to_stored(row: tuple[Any, ...]) -> StoredRow:
