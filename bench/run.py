@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("sni_parse.py", "kds_propagation.py", "ingress_passthrough.py")
+BENCHMARKS = ("sni_parse.py", "kds_propagation.py", "ingress_passthrough.py", "sidecar_pair.py")
 
 
 def main() -> int:
