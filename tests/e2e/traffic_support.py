@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from kmesh.dps import DP_CA_FILE
-from kmesh.testing import CpProcess, ProxyProcess
+from kmesh.testing import CpProcess, ProxyProcess, free_port
 
 from .support import TIMEOUT_S, Cluster
 
@@ -308,3 +308,142 @@ def clean_env() -> dict[str, str]:
     """The environment for a subprocess of the test: the caller's without ``KMESH_*`` settings (except
     ``KMESH_NO_EXTENSIONS``)."""
     return {k: v for k, v in os.environ.items() if not k.startswith("KMESH_") or k == "KMESH_NO_EXTENSIONS"}
+
+
+# -- building a mesh of proxies (any mesh name) -------------------------------------------------------------
+
+
+def issue_dataplane_token(cluster: Cluster, mesh: str, valid_for: str = "4h") -> str:
+    """A dataplane token for ``mesh`` made through the global's ``POST /tokens/dataplane``."""
+    status, issued = cluster.g.request("POST", "/tokens/dataplane", {"mesh": mesh, "validFor": valid_for})
+    assert status == 200, f"POST /tokens/dataplane {mesh}: {status} {issued}"
+    assert isinstance(issued, str)
+    return issued
+
+
+def issue_ingress_token(cluster: Cluster, zone: str) -> str:
+    """A zone token of scope ``ingress`` for ``zone`` made through the global's ``POST /tokens/zone``."""
+    body = {"zone": zone, "scope": ["ingress"]}
+    status, issued = cluster.g.request("POST", "/tokens/zone", body)
+    assert status == 200, f"POST /tokens/zone {body}: {status} {issued}"
+    assert isinstance(issued, str)
+    return issued
+
+
+class ProxyFactory:
+    """Makes proxies (not started) of ``traffic.mesh``, each registered in ``traffic`` as it is made: a
+    zone's ingress, a service instance's sidecar, a caller's sidecar with one outbound. The ingress tokens
+    are made on the global as each ingress is made."""
+
+    def __init__(self, traffic: Traffic) -> None:
+        self.t = traffic
+
+    def ingress(self, zone: str) -> ProxyProcess:
+        cp = self.t.cluster.zones[zone]
+        proxy = ProxyProcess(
+            dp_address(cp),
+            dataplane_file=ZONE_INGRESS,
+            token=issue_ingress_token(self.t.cluster, zone),
+            proxy_type="ingress",
+            variables={"zone": zone, "port": str(free_port())},
+            ca_file=dp_ca(cp),
+            data_dir=self.t.root / f"{zone}-ingress",
+            name=f"{zone}-ingress",
+        )
+        self.t.ingresses[zone] = proxy
+        return proxy
+
+    def service(self, zone: str, name: str, service: str, app_port: int) -> ProxyProcess:
+        return self._sidecar(zone, name, SERVICE_DATAPLANE, service=service, service_port=app_port)
+
+    def caller(self, zone: str, name: str, service: str, to: str) -> ProxyProcess:
+        port = free_port()
+        self.t.outbound_ports[name] = port
+        return self._sidecar(
+            zone,
+            name,
+            CALLER_DATAPLANE,
+            service=service,
+            service_port=free_port(),
+            outbound_service=to,
+            outbound_port=port,
+        )
+
+    def _sidecar(self, zone: str, name: str, file: Path, **variables: str | int) -> ProxyProcess:
+        cp = self.t.cluster.zones[zone]
+        proxy = ProxyProcess(
+            dp_address(cp),
+            dataplane_file=file,
+            token_file=self.t.token_file,
+            variables={
+                "mesh": self.t.mesh,
+                "name": name,
+                "port": str(free_port()),
+                **{k: str(v) for k, v in variables.items()},
+            },
+            ca_file=dp_ca(cp),
+            data_dir=self.t.root / name,
+            name=name,
+        )
+        self.t.sidecars[name] = proxy
+        return proxy
+
+
+# -- a steady stream of calls -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One call of a ``CallStream``: when it started (``time.monotonic()``) and its answer (None: none)."""
+
+    started: float
+    answer: str | None
+
+    @property
+    def zone(self) -> str | None:
+        return None if self.answer is None else answered_by(self.answer)[1]
+
+
+class CallStream:
+    """Calls through an outbound at a steady pace in the background, each outcome kept with its start time,
+    so a test can see what callers got while a fault hit: ``async with CallStream(port) as stream:``.
+    At most ``max_in_flight`` calls run at once (a hung path does not pile up connections)."""
+
+    def __init__(self, port: int, *, every_s: float = 0.02, max_in_flight: int = 50) -> None:
+        self.port = port
+        self.every_s = every_s
+        self.max_in_flight = max_in_flight
+        self.outcomes: list[Outcome] = []
+        self._task: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> CallStream:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        # Let the calls in flight finish (each is bounded by CALL_TIMEOUT_S) so every outcome is counted.
+        await asyncio.gather(*self._calls, return_exceptions=True)
+
+    async def _run(self) -> None:
+        i = 0
+        while True:
+            if len(self._calls) < self.max_in_flight:
+                task = asyncio.create_task(self._one(i))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+                i += 1
+            await asyncio.sleep(self.every_s)
+
+    async def _one(self, i: int) -> None:
+        started = time.monotonic()
+        answer = await call(self.port, f"stream-{i}")
+        self.outcomes.append(Outcome(started, answer))
+
+    def since(self, moment: float) -> list[Outcome]:
+        """The finished calls that started at or after ``moment``, in start order."""
+        return sorted((o for o in self.outcomes if o.started >= moment), key=lambda o: o.started)
