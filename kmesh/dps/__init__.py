@@ -13,6 +13,9 @@ the proxy's side; and :mod:`kmesh.dps.zone_proxy_tokens`, the tokens of a zone's
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
 from kmesh.dps._keys import Certificate
 from kmesh.dps._state import Role, State
 from kmesh.dps.client import ClientCounters, ConfigApplier, DpClient, parse_dp_address
@@ -51,21 +54,56 @@ from kmesh.dps.messages import (
     Reject,
     Welcome,
 )
-from kmesh.dps.server import DEFAULT_DP_PORT, STANDALONE_ZONE, DpServer
-from kmesh.dps.server_tls import DP_CA_FILE, DP_TLS_SECRET, ensure_dp_server_tls
 from kmesh.dps.session import DpSession
 from kmesh.dps.transport import DpConnection
-from kmesh.dps.zone_proxy_tokens import (
-    ZONE_PROXY_SIGNING_KEY_PREFIX,
-    ZONE_PROXY_TOKEN_MESH,
-    ZONE_PROXY_TOKEN_REVOCATIONS,
-    ensure_zone_proxy_signing_key,
-    issue_zone_proxy_token,
-    verify_zone_proxy_token,
-    zone_proxy_key_set,
-    zone_proxy_revoked_ids,
-    zone_proxy_signing_key_secret,
-)
+
+if TYPE_CHECKING:
+    from kmesh.dps.server import DEFAULT_DP_PORT, STANDALONE_ZONE, DpServer
+    from kmesh.dps.server_tls import DP_CA_FILE, DP_TLS_SECRET, ensure_dp_server_tls
+    from kmesh.dps.zone_proxy_tokens import (
+        ZONE_PROXY_SIGNING_KEY_PREFIX,
+        ZONE_PROXY_TOKEN_MESH,
+        ZONE_PROXY_TOKEN_REVOCATIONS,
+        ensure_zone_proxy_signing_key,
+        issue_zone_proxy_token,
+        verify_zone_proxy_token,
+        zone_proxy_key_set,
+        zone_proxy_revoked_ids,
+        zone_proxy_signing_key_secret,
+    )
+
+# The control plane's side (server, its certificate, zone-proxy tokens) is imported on first use, so a proxy,
+# which only needs the client, does not load admission, JWT and the server into memory (S5's RSS budget).
+_SERVER_SIDE: Final = {
+    "DEFAULT_DP_PORT": "kmesh.dps.server",
+    "STANDALONE_ZONE": "kmesh.dps.server",
+    "DpServer": "kmesh.dps.server",
+    "DP_CA_FILE": "kmesh.dps.server_tls",
+    "DP_TLS_SECRET": "kmesh.dps.server_tls",
+    "ensure_dp_server_tls": "kmesh.dps.server_tls",
+    **dict.fromkeys(
+        (
+            "ZONE_PROXY_SIGNING_KEY_PREFIX",
+            "ZONE_PROXY_TOKEN_MESH",
+            "ZONE_PROXY_TOKEN_REVOCATIONS",
+            "ensure_zone_proxy_signing_key",
+            "issue_zone_proxy_token",
+            "verify_zone_proxy_token",
+            "zone_proxy_key_set",
+            "zone_proxy_revoked_ids",
+            "zone_proxy_signing_key_secret",
+        ),
+        "kmesh.dps.zone_proxy_tokens",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SERVER_SIDE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kmesh.dps' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DEFAULT_CONFIG_WINDOW",
