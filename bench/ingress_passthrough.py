@@ -43,51 +43,48 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import platform
-import shutil
 import signal
 import socket
 import ssl
 import statistics
-import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from _peers import (
+    CHUNK,
+    HEADER,
+    LOAD_CPU,
+    NGINX_MODULE,
+    PROXY_CPU,
+    BenchError,
+    Processes,
+    can_pin,
+    ensure_installed,
+    free_port,
+    nginx_argv,
+    own_argv,
+    peer_versions,
+    pinned_to,
+    print_header,
+    push_to_sink,
+    recv_exact,
+    run_bench,
+    serve_proxy,
+    spread,
+    tree_cpu_s,
+    wait_listening,
+)
+
 SNI: Final = "x.bench.kmesh"
 SNI_RAW: Final = "raw.bench.kmesh"  # S1 raw: a real ClientHello, then plaintext
-HEADER: Final = struct.Struct("!Q")
-CHUNK: Final = 1 << 20
-PROXY_CPU: Final = 0
-LOAD_CPU: Final = 1
-START_TIMEOUT_S: Final = 20.0
-CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
-NGINX_MODULE: Final = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
-APT_PACKAGES: Final = {"nginx": ("nginx", "libnginx-mod-stream"), "haproxy": ("haproxy",)}
-
-
-class BenchError(Exception):
-    """The benchmark could not run."""
-
 
 # -- the backend and the kmesh ingress, each run as a process of this file ----------------------------------
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError(f"the stream ended after {len(data)} of {n} bytes")
-        data += chunk
-    return bytes(data)
 
 
 def sink(sock: socket.socket) -> None:
@@ -177,20 +174,7 @@ def serve_kmesh(port: int, backend_port: int, raw_port: int, copy: bool) -> None
     doc = {"type": "ZoneIngress", "name": "ingress-1", "networking": {"address": "127.0.0.1", "port": port}}
 
     async def run() -> None:
-        proxy = ProxyRuntime("ingress", doc)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await proxy.apply(config)
-            ready, why = proxy.ready()
-            if not ready:
-                raise BenchError(f"the ingress is not ready: {why}")
-            print("ready", flush=True)
-            await stop.wait()
-        finally:
-            await proxy.close()
+        await serve_proxy(ProxyRuntime("ingress", doc), config, "the ingress")
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run())
@@ -208,98 +192,6 @@ class Proxy:
     raw_port: int  # the same port, except for direct
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
-
-
-@dataclass
-class Processes:
-    """Every process this benchmark started; ``stop_all`` ends them, whatever happened."""
-
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, argv: Sequence[str], log: Path, cpu: int | None) -> subprocess.Popen[bytes]:
-        if cpu is not None and shutil.which("taskset"):
-            argv = ["taskset", "-c", str(cpu), *argv]
-        with log.open("wb") as out:
-            # Own session: a Ctrl-C in the terminal reaches this process only, which then stops them in order.
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + 5.0
-        for proc in self.procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise BenchError(f"not listening on {port} after {START_TIMEOUT_S:g} s")
-
-
-def tree_cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` and of its live descendants (nginx's worker), in seconds."""
-    total = 0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{p}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
-            for task in Path(f"/proc/{p}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    todo.extend(int(c) for c in (task / "children").read_text().split())
-    return total / CLK_TCK
-
-
-def ensure_installed(binary: str) -> str | None:
-    """The path of ``binary``, installing its apt packages when it is missing; None when impossible."""
-    packages = APT_PACKAGES[binary]
-    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin")
-    if found and (binary != "nginx" or NGINX_MODULE.exists()):
-        return found
-    if shutil.which("apt-get") is None:
-        return None
-    command = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
-            return None
-        command = ["sudo", "-n", *command]
-    print(f"installing {' '.join(packages)} ...", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    done = subprocess.run(command, env=env, capture_output=True, check=False)
-    if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        print(f"apt-get install {' '.join(packages)} failed: {' '.join(tail)}", flush=True)
-        return None
-    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin")
-    if binary == "nginx" and not NGINX_MODULE.exists():
-        return None
-    return found
 
 
 def nginx_config(tmp: Path, name: str, port: int, backends: tuple[int, int], buffer: str | None) -> Path:
@@ -369,7 +261,7 @@ def start_proxies(
 ) -> tuple[list[Proxy], list[str]]:
     """Every proxy under test, listening; and the notes on peers that could not run."""
     cpu = PROXY_CPU if pin else None
-    me = [sys.executable, str(Path(__file__).resolve())]
+    me = own_argv(__file__)
     proxies = [Proxy("direct", backends[0], raw_port=backends[1])]
     notes: list[str] = []
     wanted: list[tuple[str, list[str] | None, str]] = []  # name, argv (None: missing), why missing
@@ -389,7 +281,7 @@ def start_proxies(
             )
             continue
         conf = nginx_config(tmp, name.replace(" ", "-"), port, backends, buffer)
-        wanted.append((name, [nginx, "-p", f"{tmp}/", "-e", f"{tmp}/nginx-start.log", "-c", str(conf)], ""))
+        wanted.append((name, nginx_argv(nginx, tmp, conf, "nginx-start.log"), ""))
     haproxy = ensure_installed("haproxy")
     for name, bufsize, splice in (("haproxy", None, False), ("haproxy 256k", 262144, False),
                                   ("haproxy splice", None, True)):  # fmt: skip
@@ -453,17 +345,9 @@ def connect(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
 
 def push(port: int, nbytes: int, ctx: ssl.SSLContext) -> float:
     """S1: send ``nbytes`` through one TLS stream; seconds from the first data byte to the answer."""
-    chunk = memoryview(os.urandom(CHUNK))
     with connect(port, ctx) as tls:
         tls.sendall(HEADER.pack(nbytes))  # the handshake is done by now
-        start = time.perf_counter()
-        sent = 0
-        while sent < nbytes:
-            n = min(CHUNK, nbytes - sent)
-            tls.sendall(chunk[:n])
-            sent += n
-        got = HEADER.unpack(recv_exact(tls, HEADER.size))[0]
-        elapsed = time.perf_counter() - start
+        elapsed, got = push_to_sink(tls, nbytes)
     if got != nbytes:
         raise BenchError(f"the backend read {got} of {nbytes} bytes")
     return elapsed
@@ -480,18 +364,10 @@ def client_hello(server_name: str) -> bytes:
 
 def push_raw(port: int, nbytes: int, hello: bytes) -> float:
     """S1 raw: a real ClientHello with ``SNI_RAW``, then ``nbytes`` in plaintext; like ``push``."""
-    chunk = memoryview(os.urandom(CHUNK))
     with socket.create_connection(("127.0.0.1", port), timeout=30.0) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(hello + HEADER.pack(nbytes))
-        start = time.perf_counter()
-        sent = 0
-        while sent < nbytes:
-            n = min(CHUNK, nbytes - sent)
-            sock.sendall(chunk[:n])
-            sent += n
-        got = HEADER.unpack(recv_exact(sock, HEADER.size))[0]
-        elapsed = time.perf_counter() - start
+        elapsed, got = push_to_sink(sock, nbytes)
     if got != nbytes:
         raise BenchError(f"the raw backend read {got} of {nbytes} bytes")
     return elapsed
@@ -591,10 +467,6 @@ def run_s2(proxies: Sequence[Proxy], seconds: float, concurrency: int, repeat: i
     return results
 
 
-def spread(values: Sequence[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
-
-
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b > 0 and b == b else "-"
 
@@ -662,72 +534,26 @@ def print_targets(s1: dict[str, Figures], s2: dict[str, Figures]) -> None:
     print(flush=True)
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def print_header(args: argparse.Namespace, pin: bool, versions: Sequence[str]) -> None:
-    print(f"Zone ingress passthrough (S1, S2), {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(
-        f"machine: nproc {os.cpu_count()}, {cpu_model()}, {platform.system()} {platform.release()}; "
-        f"load {load}"
-    )
-    print(f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}; {'; '.join(versions)}")
-    pinned = f"proxy on CPU {PROXY_CPU}, client and backend on CPU {LOAD_CPU}" if pin else "NOT pinned"
-    print(
-        f"TLS 1.3, SNI {SNI}, loopback; {pinned}; S1 {args.mib} MiB per run; S2 {args.seconds:g} s with "
-        f"{args.concurrency} connections at a time; {args.repeat} interleaved rounds, median [min-max]"
-    )
-    print(f"command: {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
-    print(flush=True)
-
-
-def peer_versions(proxies: Sequence[Proxy]) -> list[str]:
-    out = []
-    for binary, flag in (("nginx", "-v"), ("haproxy", "-v")):
-        if any(p.name.startswith(binary) for p in proxies):
-            path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin")
-            if path:
-                done = subprocess.run([path, flag], capture_output=True, text=True, check=False)
-                text = (done.stdout + done.stderr).strip().splitlines()
-                out.append(text[0] if text else binary)
-    return out
-
-
-@contextlib.contextmanager
-def pinned_to(cpu: int | None) -> Iterator[None]:
-    if cpu is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
 def run(args: argparse.Namespace, tmp: Path, procs: Processes) -> None:
     from kmesh.pki import generate_self_signed_server_cert
 
-    pin = len(os.sched_getaffinity(0)) >= 2 and {PROXY_CPU, LOAD_CPU} <= os.sched_getaffinity(0)
+    pin = can_pin()
     cert_pem, key_pem = generate_self_signed_server_cert([SNI], ["127.0.0.1"])
     cert, key = tmp / "backend.crt", tmp / "backend.key"
     cert.write_bytes(cert_pem)
     key.write_bytes(key_pem)
     backends = (free_port(), free_port())
-    me = [sys.executable, str(Path(__file__).resolve())]
-    log = tmp / "backend.log"
-    argv = [*me, "--role", "backend", "--port", str(backends[0]), "--raw-port", str(backends[1])]
-    backend = procs.start([*argv, "--cert", str(cert), "--key", str(key)], log, LOAD_CPU if pin else None)
-    wait_listening(backend, backends[0], log)
+    argv = [*own_argv(__file__), "--role", "backend", "--port", str(backends[0]), "--raw-port"]
+    argv += [str(backends[1]), "--cert", str(cert), "--key", str(key)]
+    procs.start_listening(argv, tmp / "backend.log", LOAD_CPU if pin else None, backends[0])
     proxies, notes = start_proxies(args, tmp, procs, backends, pin)
-    print_header(args, pin, peer_versions(proxies))
+    pinned = f"proxy on CPU {PROXY_CPU}, client and backend on CPU {LOAD_CPU}" if pin else "NOT pinned"
+    print_header(
+        "Zone ingress passthrough (S1, S2)",
+        peer_versions([p.name for p in proxies]),
+        f"TLS 1.3, SNI {SNI}, loopback; {pinned}; S1 {args.mib} MiB per run; S2 {args.seconds:g} s with "
+        f"{args.concurrency} connections at a time; {args.repeat} interleaved rounds, median [min-max]",
+    )
     s1: dict[str, Figures] = {}
     s2: dict[str, Figures] = {}
     with pinned_to(LOAD_CPU if pin else None):
@@ -802,23 +628,7 @@ def main() -> int:
     if args.role == "kmesh":
         serve_kmesh(args.port, args.backend_port, args.raw_port, args.copy)
         return 0
-    # SIGTERM unwinds like Ctrl-C, so every process started is stopped on the way out; SIGINT too when this
-    # runs in the background of a shell, which starts it with SIGINT ignored.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    procs = Processes()
-    with tempfile.TemporaryDirectory(prefix="kmesh-bench-ingress-") as tmp:
-        try:
-            run(args, Path(tmp), procs)
-        except (BenchError, OSError) as exc:
-            print(f"ingress_passthrough: could not run: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("ingress_passthrough: interrupted", file=sys.stderr)
-            return 130
-        finally:
-            procs.stop_all()
-    return 0
+    return run_bench("ingress_passthrough", run, args, "kmesh-bench-ingress-")
 
 
 if __name__ == "__main__":

@@ -53,14 +53,12 @@ import asyncio
 import collections
 import contextlib
 import os
-import platform
 import signal
 import socket
 import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,7 +66,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
-import ingress_passthrough as ip  # the sibling benchmark: processes, pinning, nginx install, /proc CPU
+import _peers as peers  # shared with ingress_passthrough.py: processes, pinning, nginx install, /proc CPU
 
 if TYPE_CHECKING:  # the sidecar processes import kmesh themselves, nothing more than a sidecar needs
     from kmesh.dps import Certificate
@@ -76,8 +74,8 @@ if TYPE_CHECKING:  # the sidecar processes import kmesh themselves, nothing more
 
 MESH: Final = "m"
 REQUEST: Final = 64
-CHUNK: Final = 1 << 20
-HEADER: Final = ip.HEADER
+CHUNK: Final = peers.CHUNK
+HEADER: Final = peers.HEADER
 ECHO: Final = b"E"
 SINK: Final = b"S"
 WARMUP_S: Final = 0.3
@@ -217,20 +215,7 @@ def serve_sidecar(role: str, port: int, target_port: int, certs: Path) -> None:
 
     async def run() -> None:
         proxy = ProxyRuntime("sidecar", {"type": "Dataplane", "name": config.name, "mesh": MESH})
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await proxy.on_certificate(certificate)
-            await proxy.apply(config)
-            ready, why = proxy.ready()
-            if not ready:
-                raise ip.BenchError(f"the {role} sidecar is not ready: {why}")
-            print("ready", flush=True)
-            await stop.wait()
-        finally:
-            await proxy.close()
+        await peers.serve_proxy(proxy, config, f"the {role} sidecar", certificate)
 
     uvloop.run(run())
 
@@ -281,7 +266,7 @@ def write_mesh_material(directory: Path) -> None:
 
 
 def nginx_configs(tmp: Path, certs: Path, out_port: int, in_port: int, app_port: int) -> tuple[Path, Path]:
-    head = f"""load_module {ip.NGINX_MODULE};
+    head = f"""load_module {peers.NGINX_MODULE};
 daemon off;
 worker_processes 1;
 events {{ worker_connections 1024; }}
@@ -344,23 +329,11 @@ class Pair:
         return [p for p in (self.client, self.server) if p is not None]
 
 
-def tree_pids(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{p}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    todo.extend(int(c) for c in (task / "children").read_text().split())
-    return pids
-
-
 def tree_cpu_ns(pid: int) -> int:
     """CPU time of every thread of ``pid`` and its descendants, from ``/proc/.../schedstat`` (ns);
     falls back to utime + stime (clock ticks) when schedstat is missing."""
     total = 0
-    for p in tree_pids(pid):
+    for p in peers.tree_pids(pid):
         try:
             for task in Path(f"/proc/{p}/task").iterdir():
                 with contextlib.suppress(OSError):
@@ -368,7 +341,7 @@ def tree_cpu_ns(pid: int) -> int:
         except OSError:
             continue
     if total == 0:
-        return int(ip.tree_cpu_s(pid) * 1e9)
+        return int(peers.tree_cpu_s(pid) * 1e9)
     return total
 
 
@@ -385,7 +358,7 @@ def status_kb(pid: int, key: str) -> int:
 
 
 def rss_kb(proc: subprocess.Popen[bytes], key: str = "VmRSS") -> int:
-    return sum(status_kb(p, key) for p in tree_pids(proc.pid))
+    return sum(status_kb(p, key) for p in peers.tree_pids(proc.pid))
 
 
 def import_rss_mb(modules: str) -> float:
@@ -400,34 +373,31 @@ def import_rss_mb(modules: str) -> float:
 
 
 def start_pairs(
-    tmp: Path, certs: Path, procs: ip.Processes, app_port: int, pin: bool
+    tmp: Path, certs: Path, procs: peers.Processes, app_port: int, pin: bool
 ) -> tuple[list[Pair], str]:
     """direct, kmesh and (when it can run) nginx, listening; and a note when nginx is left out."""
-    cpu = ip.PROXY_CPU if pin else None
-    me = [sys.executable, str(Path(__file__).resolve())]
+    cpu = peers.PROXY_CPU if pin else None
+    me = peers.own_argv(__file__)
     pairs = [Pair("direct", app_port)]
-    in_port, out_port = ip.free_port(), ip.free_port()
+    in_port, out_port = peers.free_port(), peers.free_port()
     server_argv = [*me, "--role", "server", "--port", str(in_port), "--target-port", str(app_port)]
-    server = procs.start([*server_argv, "--certs", str(certs)], tmp / "kmesh-server.log", cpu)
-    ip.wait_listening(server, in_port, tmp / "kmesh-server.log")
+    server_argv += ["--certs", str(certs)]
+    server = procs.start_listening(server_argv, tmp / "kmesh-server.log", cpu, in_port)
     client_argv = [*me, "--role", "client", "--port", str(out_port), "--target-port", str(in_port)]
-    client = procs.start([*client_argv, "--certs", str(certs)], tmp / "kmesh-client.log", cpu)
-    ip.wait_listening(client, out_port, tmp / "kmesh-client.log")
+    client_argv += ["--certs", str(certs)]
+    client = procs.start_listening(client_argv, tmp / "kmesh-client.log", cpu, out_port)
     pairs.append(Pair("kmesh", out_port, client, server, in_port))
-    nginx = ip.ensure_installed("nginx")
+    nginx = peers.ensure_installed("nginx")
     if nginx is None:
         return pairs, "nginx: nginx with libnginx-mod-stream is missing and could not be installed"
-    in_port, out_port = ip.free_port(), ip.free_port()
+    in_port, out_port = peers.free_port(), peers.free_port()
     client_conf, server_conf = nginx_configs(tmp, certs, out_port, in_port, app_port)
     started = []
     try:
         for conf, port in ((server_conf, in_port), (client_conf, out_port)):
-            log = tmp / f"{conf.stem}.log"
-            argv = [nginx, "-p", f"{tmp}/", "-e", f"{tmp}/{conf.stem}.start.log", "-c", str(conf)]
-            proc = procs.start(argv, log, cpu)
-            ip.wait_listening(proc, port, log)
-            started.append(proc)
-    except ip.BenchError as exc:
+            argv = peers.nginx_argv(nginx, tmp, conf, f"{conf.stem}.start.log")
+            started.append(procs.start_listening(argv, tmp / f"{conf.stem}.log", cpu, port))
+    except peers.BenchError as exc:
         print(f"peer missing: nginx did not start: {exc}", flush=True)
         return pairs, "nginx: did not start"
     pairs.append(Pair("nginx", out_port, started[1], started[0], in_port))
@@ -589,13 +559,13 @@ async def fixed_rate(pair: Pair, connections: int, rate: float, seconds: float, 
         deadline = loop.time() + 5.0
         while any(t.sent for t in timed) and loop.time() < deadline:
             if any(t.lost for t in timed):
-                raise ip.BenchError(f"{pair.name}: a connection closed during the latency run")
+                raise peers.BenchError(f"{pair.name}: a connection closed during the latency run")
             await asyncio.sleep(0.005)
         cpu1, t1 = cpu_of(pair), time.perf_counter()
     finally:
         close_all(timed)
     if any(t.sent for t in timed):
-        raise ip.BenchError(f"{pair.name}: replies missing after the latency run")
+        raise peers.BenchError(f"{pair.name}: replies missing after the latency run")
     lat_us = sorted(x * 1e6 for x in latencies)
     f.p50.append(percentile(lat_us, 50))
     f.p90.append(percentile(lat_us, 90))
@@ -618,20 +588,14 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 def bulk(pair: Pair, nbytes: int, f: Figures) -> None:
     """(c): one connection pushing ``nbytes`` to the backend's sink (blocking socket, this thread)."""
-    chunk = memoryview(os.urandom(CHUNK))
     with socket.create_connection(("127.0.0.1", pair.port), timeout=60.0) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(SINK + HEADER.pack(nbytes))
-        cpu0, start = cpu_of(pair), time.perf_counter()
-        sent = 0
-        while sent < nbytes:
-            n = min(CHUNK, nbytes - sent)
-            sock.sendall(chunk[:n])
-            sent += n
-        got = HEADER.unpack(ip.recv_exact(sock, HEADER.size))[0]
-        elapsed, cpu1 = time.perf_counter() - start, cpu_of(pair)
+        cpu0 = cpu_of(pair)
+        elapsed, got = peers.push_to_sink(sock, nbytes)
+        cpu1 = cpu_of(pair)
     if got != nbytes:
-        raise ip.BenchError(f"{pair.name}: the backend read {got} of {nbytes} bytes")
+        raise peers.BenchError(f"{pair.name}: the backend read {got} of {nbytes} bytes")
     f.gbps.append(nbytes * 8 / elapsed / 1e9)
     if cpu0:
         f.s_per_gb.append(sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / 1e9 / (nbytes / 1e9))
@@ -668,7 +632,7 @@ def med(values: Sequence[float]) -> float:
 
 
 def spread(values: Sequence[float], fmt: str) -> str:
-    return ip.spread(values, fmt) if values else "-"
+    return peers.spread(values, fmt) if values else "-"
 
 
 def ratio(a: float, b: float) -> str:
@@ -732,7 +696,7 @@ def print_tables(args: argparse.Namespace, results: dict[str, Figures], pairs: S
             now, peak = rss_kb(proc) / 1024, rss_kb(proc, "VmHWM") / 1024
             workers = ""
             if p.name == "nginx":
-                pids = tree_pids(proc.pid)
+                pids = peers.tree_pids(proc.pid)
                 workers = (
                     "  (worker alone "
                     + ", ".join(f"{status_kb(x, 'VmRSS') / 1024:.1f}" for x in pids[1:])
@@ -803,49 +767,32 @@ def tls_facts(tmp: Path, certs: Path, pairs: Sequence[Pair]) -> list[str]:
     return out
 
 
-def print_header(args: argparse.Namespace, pin: bool, versions: Sequence[str]) -> None:
-    print(f"Sidecar pair with mTLS (S5), {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(
-        f"machine: nproc {os.cpu_count()}, {ip.cpu_model()}, {platform.system()} {platform.release()}; "
-        f"load {load}"
-    )
-    print(f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}; {'; '.join(versions)}")
-    pinned = (
-        f"both proxies of a pair on CPU {ip.PROXY_CPU}, load generator and backend on CPU {ip.LOAD_CPU}"
-        if pin
-        else "NOT pinned"
-    )
-    print(
-        f"loopback, TLS 1.3 mTLS between the proxies; {pinned}; {args.repeat} interleaved rounds, "
-        "median [min-max]"
-    )
-    print(f"command: {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
-    print(flush=True)
-
-
-def run(args: argparse.Namespace, tmp: Path, procs: ip.Processes) -> None:
+def run(args: argparse.Namespace, tmp: Path, procs: peers.Processes) -> None:
     import uvloop
 
-    affinity = os.sched_getaffinity(0)
-    pin = {ip.PROXY_CPU, ip.LOAD_CPU} <= affinity
+    pin = peers.can_pin()
     certs = tmp / "certs"
     certs.mkdir(mode=0o700)
     write_mesh_material(certs)
-    app_port = ip.free_port()
-    me = [sys.executable, str(Path(__file__).resolve())]
-    log = tmp / "backend.log"
-    backend = procs.start(
-        [*me, "--role", "backend", "--port", str(app_port)], log, ip.LOAD_CPU if pin else None
-    )
-    ip.wait_listening(backend, app_port, log)
+    app_port = peers.free_port()
+    argv = [*peers.own_argv(__file__), "--role", "backend", "--port", str(app_port)]
+    procs.start_listening(argv, tmp / "backend.log", peers.LOAD_CPU if pin else None, app_port)
     pairs, note = start_pairs(tmp, certs, procs, app_port, pin)
     for p in pairs:
         if p.client is not None and p.server is not None:
             p.rss_ready = {"client": rss_kb(p.client), "server": rss_kb(p.server)}
-    versions = ip.peer_versions([ip.Proxy(p.name, p.port, p.port) for p in pairs])
-    print_header(args, pin, versions)
-    with ip.pinned_to(ip.LOAD_CPU if pin else None):
+    pinned = (
+        f"both proxies of a pair on CPU {peers.PROXY_CPU}, load generator and backend on CPU {peers.LOAD_CPU}"
+        if pin
+        else "NOT pinned"
+    )
+    peers.print_header(
+        "Sidecar pair with mTLS (S5)",
+        peers.peer_versions([p.name for p in pairs]),
+        f"loopback, TLS 1.3 mTLS between the proxies; {pinned}; {args.repeat} interleaved rounds, "
+        "median [min-max]",
+    )
+    with peers.pinned_to(peers.LOAD_CPU if pin else None):
         results = uvloop.run(measure(args, pairs))
     print_tables(args, results, pairs)
     for fact in tls_facts(tmp, certs, pairs):
@@ -887,23 +834,7 @@ def main() -> int:
     if args.role in ("client", "server"):
         serve_sidecar(args.role, args.port, args.target_port, args.certs)
         return 0
-    # As in ingress_passthrough: SIGTERM (and SIGINT in a background shell) unwind like Ctrl-C, so every
-    # process started is stopped on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    procs = ip.Processes()
-    with tempfile.TemporaryDirectory(prefix="kmesh-bench-sidecar-") as tmp:
-        try:
-            run(args, Path(tmp), procs)
-        except (ip.BenchError, OSError, TimeoutError) as exc:
-            print(f"sidecar_pair: could not run: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("sidecar_pair: interrupted", file=sys.stderr)
-            return 130
-        finally:
-            procs.stop_all()
-    return 0
+    return peers.run_bench("sidecar_pair", run, args, "kmesh-bench-sidecar-")
 
 
 if __name__ == "__main__":
