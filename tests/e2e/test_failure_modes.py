@@ -46,9 +46,9 @@ from .traffic_support import (
     calls,
     cluster_of,
     echo_app,
+    echo_mesh,
     endpoint_summary,
-    issue_dataplane_token,
-    start_all,
+    locality_doc,
     tally,
     until_all_from,
 )
@@ -56,8 +56,6 @@ from .traffic_support import (
 pytestmark = pytest.mark.slow
 
 MESH: Final = "failover"
-BACKEND: Final = "ca-1"
-ECHO: Final = {"echo-a-1": ZONE_A, "echo-b-1": ZONE_B, "echo-b-2": ZONE_B}
 ROUND: Final = 60  # calls per check that both zones answer (zone-b weighs 2 instances against 1)
 # How long a proxy that cannot reach its control plane is watched to stay unready (an observation window,
 # not a timing assertion).
@@ -69,42 +67,6 @@ ALL_FROM_A_IN_A_ROW: Final = 40
 
 
 # -- resources ----------------------------------------------------------------------------------------------
-
-
-def mesh_doc() -> dict[str, Any]:
-    return {
-        "type": "Mesh",
-        "name": MESH,
-        "mtls": {"enabledBackend": BACKEND, "backends": [{"name": BACKEND, "type": "builtin"}]},
-        "routing": {"localityAwareLoadBalancing": False},
-    }
-
-
-def permission_doc() -> dict[str, Any]:
-    allow = {"targetRef": {"kind": "MeshService", "name": "client"}, "default": {"action": "Allow"}}
-    return {
-        "type": "MeshTrafficPermission",
-        "mesh": MESH,
-        "name": "callers",
-        "spec": {"targetRef": {"kind": "Mesh"}, "from": [allow]},
-    }
-
-
-def locality_doc() -> dict[str, Any]:
-    return {
-        "type": "MeshLoadBalancingStrategy",
-        "mesh": MESH,
-        "name": LOCALITY_POLICY,
-        "spec": {
-            "targetRef": {"kind": "Mesh"},
-            "to": [
-                {
-                    "targetRef": {"kind": "MeshService", "name": "echo"},
-                    "default": {"localityAwareness": {"disabled": False}},
-                }
-            ],
-        },
-    }
 
 
 def health_check_doc() -> dict[str, Any]:
@@ -137,19 +99,6 @@ HEALTH_CHECK_PATH: Final = f"/meshes/{MESH}/meshhealthchecks/{HEALTH_CHECK}"
 # -- the module's mesh --------------------------------------------------------------------------------------
 
 
-def _wait_for_mesh(cluster: Cluster) -> None:
-    secret = f"/meshes/{MESH}/secrets/{MESH}.ca-builtin-cert-{BACKEND}"
-
-    def in_zones() -> None:
-        for zone in (ZONE_A, ZONE_B):
-            api = cluster.api(zone)
-            assert api.get(secret)[0] == 200, f"the CA of {MESH} not yet in {zone}"
-            status, _ = api.get(f"/meshes/{MESH}/meshtrafficpermissions/callers")
-            assert status == 200, f"the permission not yet in {zone}"
-
-    eventually(in_zones, f"mesh {MESH}, its CA and its permission in both zones")
-
-
 def _client_cluster(t: Traffic) -> dict[str, Any]:
     return cluster_of(t.sidecars["client"], t.outbound_ports["client"])
 
@@ -172,33 +121,10 @@ def _wait_for_routes(t: Traffic) -> None:
 
 @pytest.fixture(scope="module")
 def mesh(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
-    cluster.ensure_healthy()
-    cluster.g.put_ok(f"/meshes/{MESH}", mesh_doc())
-    cluster.g.put_ok(f"/meshes/{MESH}/meshtrafficpermissions/callers", permission_doc())
-    _wait_for_mesh(cluster)
-
     root = tmp_path_factory.mktemp("failure-modes")
-    token_file = root / "dataplane.token"
-    token_file.touch(mode=0o600)
-    token_file.write_text(issue_dataplane_token(cluster, MESH))
-
-    t = Traffic(cluster=cluster, mesh=MESH, root=root, token_file=token_file)
-    make = ProxyFactory(t)
-    try:
-        start_all([make.ingress(ZONE_A), make.ingress(ZONE_B)])
-        services = []
-        for name, zone in ECHO.items():
-            app = t.apps[name] = echo_app(name, zone, free_port(), root).start()
-            services.append(make.service(zone, name, "echo", app.port))
-        start_all(services)
-        start_all([make.caller(ZONE_A, "client", "client", "echo")])
-        _wait_for_routes(t)
+    callers = [(ZONE_A, "client", "client", "echo")]
+    with echo_mesh(cluster, root, MESH, allowed=["client"], callers=callers, ready=_wait_for_routes) as t:
         yield t
-    except BaseException:
-        print(t.diagnostics())
-        raise
-    finally:
-        t.close()
 
 
 @pytest.fixture
@@ -352,7 +278,7 @@ async def test_link_down_zone_a_gets_a_policy_and_zone_b_catches_up(fm: Traffic)
         await both_zones_answer(fm, "link down, zone-b Offline on the global")
 
         changed = time.monotonic()
-        cluster.g.put_ok(LOCALITY_PATH, locality_doc())
+        cluster.g.put_ok(LOCALITY_PATH, locality_doc(MESH, LOCALITY_POLICY))
         eventually(lambda: zone_b_priority(fm, 1), "the client's echo cluster to prefer zone-a")
         await until_all_from(port, ZONE_A)
         print(

@@ -35,8 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
@@ -45,9 +44,9 @@ from kmesh.testing import ProxyProcess, free_port
 from .support import ZONE_A, ZONE_B, Cluster, eventually
 from .traffic_support import (
     CALLER_DATAPLANE,
+    ECHO_INSTANCES,
     EMBEDDED_CLIENT,
-    SERVICE_DATAPLANE,
-    ZONE_INGRESS,
+    ProxyFactory,
     Traffic,
     answered_by,
     calls,
@@ -56,10 +55,11 @@ from .traffic_support import (
     dp_address,
     dp_ca,
     echo_app,
+    echo_mesh,
     endpoint_summary,
     first_answer_from,
     http_app,
-    start_all,
+    locality_doc,
     tally,
     until_all_from,
 )
@@ -67,147 +67,15 @@ from .traffic_support import (
 pytestmark = pytest.mark.slow
 
 MESH: Final = "traffic"
-BACKEND: Final = "ca-1"
 CALLERS: Final = ("client", "browser", "embedded")
-ECHO: Final = {"echo-a-1": ZONE_A, "echo-b-1": ZONE_B, "echo-b-2": ZONE_B}
 WEB_FILE: Final = "hello.txt"
 WEB_CONTENT: Final = "hello from zone-b, through two sidecars and an ingress\n"
 SPREAD_CALLS: Final = 3000
 TAKEOVER_BOUND_S: Final = 60.0  # only turns a hang into a failure; the target is 5 s, reported
-
-
-# -- resources ----------------------------------------------------------------------------------------------
-
-
-def mesh_doc() -> dict[str, Any]:
-    backend = {"name": BACKEND, "type": "builtin"}
-    return {
-        "type": "Mesh",
-        "name": MESH,
-        "mtls": {"enabledBackend": BACKEND, "backends": [backend]},
-        "routing": {"localityAwareLoadBalancing": False},
-    }
-
-
-def permission_doc() -> dict[str, Any]:
-    allow = [
-        {"targetRef": {"kind": "MeshService", "name": caller}, "default": {"action": "Allow"}}
-        for caller in CALLERS
-    ]
-    return {
-        "type": "MeshTrafficPermission",
-        "mesh": MESH,
-        "name": "callers",
-        "spec": {"targetRef": {"kind": "Mesh"}, "from": allow},
-    }
-
-
 LOCALITY_POLICY: Final = "echo-local-first"
 
 
-def locality_doc() -> dict[str, Any]:
-    return {
-        "type": "MeshLoadBalancingStrategy",
-        "mesh": MESH,
-        "name": LOCALITY_POLICY,
-        "spec": {
-            "targetRef": {"kind": "Mesh"},
-            "to": [
-                {
-                    "targetRef": {"kind": "MeshService", "name": "echo"},
-                    "default": {"localityAwareness": {"disabled": False}},
-                }
-            ],
-        },
-    }
-
-
-def dataplane_token(cluster: Cluster) -> str:
-    status, issued = cluster.g.request("POST", "/tokens/dataplane", {"mesh": MESH, "validFor": "4h"})
-    assert status == 200, f"POST /tokens/dataplane: {status} {issued}"
-    assert isinstance(issued, str)
-    return issued
-
-
-def ingress_token(cluster: Cluster, zone: str) -> str:
-    body = {"zone": zone, "scope": ["ingress"]}
-    status, issued = cluster.g.request("POST", "/tokens/zone", body)
-    assert status == 200, f"POST /tokens/zone {body}: {status} {issued}"
-    assert isinstance(issued, str)
-    return issued
-
-
 # -- the module's mesh --------------------------------------------------------------------------------------
-
-
-def _wait_for_mesh(cluster: Cluster) -> None:
-    secret = f"/meshes/{MESH}/secrets/{MESH}.ca-builtin-cert-{BACKEND}"
-
-    def in_zones() -> None:
-        for zone in (ZONE_A, ZONE_B):
-            api = cluster.api(zone)
-            assert api.get(secret)[0] == 200, f"the CA of {MESH} not yet in {zone}"
-            status, _ = api.get(f"/meshes/{MESH}/meshtrafficpermissions/callers")
-            assert status == 200, f"the permission not yet in {zone}"
-
-    eventually(in_zones, f"mesh {MESH}, its CA and its permission in both zones")
-
-
-class _Builder:
-    """Makes the module's proxies and apps, all registered in ``traffic`` as they are made."""
-
-    def __init__(self, traffic: Traffic) -> None:
-        self.t = traffic
-
-    def ingress(self, zone: str) -> ProxyProcess:
-        cp = self.t.cluster.zones[zone]
-        proxy = ProxyProcess(
-            dp_address(cp),
-            dataplane_file=ZONE_INGRESS,
-            token=ingress_token(self.t.cluster, zone),
-            proxy_type="ingress",
-            variables={"zone": zone, "port": str(free_port())},
-            ca_file=dp_ca(cp),
-            data_dir=self.t.root / f"{zone}-ingress",
-            name=f"{zone}-ingress",
-        )
-        self.t.ingresses[zone] = proxy
-        return proxy
-
-    def service(self, zone: str, name: str, service: str, app_port: int) -> ProxyProcess:
-        return self._sidecar(zone, name, SERVICE_DATAPLANE, service=service, service_port=app_port)
-
-    def caller(self, zone: str, name: str, service: str, to: str) -> ProxyProcess:
-        port = free_port()
-        self.t.outbound_ports[name] = port
-        return self._sidecar(
-            zone,
-            name,
-            CALLER_DATAPLANE,
-            service=service,
-            service_port=free_port(),
-            outbound_service=to,
-            outbound_port=port,
-        )
-
-    def _sidecar(self, zone: str, name: str, file: Path, **variables: str | int) -> ProxyProcess:
-        cp = self.t.cluster.zones[zone]
-        proxy = ProxyProcess(
-            dp_address(cp),
-            dataplane_file=file,
-            token_file=self.t.token_file,
-            variables={
-                "mesh": MESH,
-                "name": name,
-                "port": str(free_port()),
-                **{k: str(v) for k, v in variables.items()},
-            },
-            ca_file=dp_ca(cp),
-            data_dir=self.t.root / name,
-            name=name,
-        )
-        self.t.sidecars[name] = proxy
-        return proxy
 
 
 def _wait_for_routes(traffic: Traffic) -> None:
@@ -228,48 +96,33 @@ def _wait_for_routes(traffic: Traffic) -> None:
     eventually(ready, "the callers' clusters to list every instance")
 
 
-@pytest.fixture(scope="module")
-def traffic(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
-    cluster.ensure_healthy()
-    cluster.g.put_ok(f"/meshes/{MESH}", mesh_doc())
-    cluster.g.put_ok(f"/meshes/{MESH}/meshtrafficpermissions/callers", permission_doc())
-    _wait_for_mesh(cluster)
-
-    root = tmp_path_factory.mktemp("traffic")
-    token_file = root / "dataplane.token"
-    token_file.touch(mode=0o600)
-    token_file.write_text(dataplane_token(cluster))
-    web_dir = root / "www"
+def _web_services(t: Traffic, make: ProxyFactory) -> list[ProxyProcess]:
+    """remote-echo-1 and web-b-1 (serving ``WEB_FILE`` from ``www``) in zone-b, their apps started."""
+    web_dir = t.root / "www"
     web_dir.mkdir()
     (web_dir / WEB_FILE).write_text(WEB_CONTENT)
+    app = t.apps["remote-echo-1"] = echo_app("remote-echo-1", ZONE_B, free_port(), t.root).start()
+    remote_echo = make.service(ZONE_B, "remote-echo-1", "remote-echo", app.port)
+    app = t.apps["web-b-1"] = http_app("web-b-1", free_port(), web_dir, t.root).start()
+    return [remote_echo, make.service(ZONE_B, "web-b-1", "web", app.port)]
 
-    t = Traffic(cluster=cluster, mesh=MESH, root=root, token_file=token_file)
-    build = _Builder(t)
-    try:
-        start_all([build.ingress(ZONE_A), build.ingress(ZONE_B)])
-        services = []
-        for name, zone in ECHO.items():
-            app = t.apps[name] = echo_app(name, zone, free_port(), root).start()
-            services.append(build.service(zone, name, "echo", app.port))
-        app = t.apps["remote-echo-1"] = echo_app("remote-echo-1", ZONE_B, free_port(), root).start()
-        services.append(build.service(ZONE_B, "remote-echo-1", "remote-echo", app.port))
-        app = t.apps["web-b-1"] = http_app("web-b-1", free_port(), web_dir, root).start()
-        services.append(build.service(ZONE_B, "web-b-1", "web", app.port))
-        start_all(services)
-        start_all(
-            [
-                build.caller(ZONE_A, "client", "client", "echo"),
-                build.caller(ZONE_A, "intruder", "intruder", "echo"),
-                build.caller(ZONE_A, "browser", "browser", "web"),
-            ]
-        )
-        _wait_for_routes(t)
+
+@pytest.fixture(scope="module")
+def traffic(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
+    with echo_mesh(
+        cluster,
+        tmp_path_factory.mktemp("traffic"),
+        MESH,
+        allowed=CALLERS,
+        callers=[
+            (ZONE_A, "client", "client", "echo"),
+            (ZONE_A, "intruder", "intruder", "echo"),
+            (ZONE_A, "browser", "browser", "web"),
+        ],
+        more_services=_web_services,
+        ready=_wait_for_routes,
+    ) as t:
         yield t
-    except BaseException:
-        print(t.diagnostics())
-        raise
-    finally:
-        t.close()
 
 
 @pytest.fixture
@@ -277,7 +130,7 @@ def locality_aware(traffic: Traffic) -> Iterator[None]:
     """Echo's callers prefer their own zone (a MeshLoadBalancingStrategy) while the test runs."""
     g = traffic.cluster.g
     path = f"/meshes/{MESH}/meshloadbalancingstrategies/{LOCALITY_POLICY}"
-    g.put_ok(path, locality_doc())
+    g.put_ok(path, locality_doc(MESH, LOCALITY_POLICY))
 
     def zone_b_priority(want: int) -> None:
         cluster = cluster_of(traffic.sidecars["client"], traffic.outbound_ports["client"])
@@ -310,13 +163,13 @@ async def test_without_locality_zone_b_answers_two_thirds(traffic: Traffic) -> N
         f"per instance {dict(instances)}, unanswered {unanswered}; client clusters {picks}"
     )
     assert unanswered == 0, f"{unanswered} calls got no answer; client stats {picks}"
-    assert set(instances) == set(ECHO), f"not every instance answered: {dict(instances)}"
+    assert set(instances) == set(ECHO_INSTANCES), f"not every instance answered: {dict(instances)}"
     assert abs(share - 2 / 3) <= 0.05, f"zone-b answered {share:.3f} of the calls: {dict(zones)}"
 
 
 def _denied(traffic: Traffic) -> int:
     total = 0
-    for name in ECHO:
+    for name in ECHO_INSTANCES:
         listeners = traffic.sidecars[name].stats()["listeners"]
         total += sum(s["denied"] for n, s in listeners.items() if n.startswith("inbound:"))
     return total

@@ -9,6 +9,8 @@ to a sidecar's outbound.
 - ``call`` / ``calls`` make one-line calls through an outbound; ``None`` stands for a call that got no
   answer (refused, reset, closed, timed out).
 - ``cluster_of`` reads the config a sidecar holds (its ``/config_dump``) for the cluster of one outbound.
+- ``echo_mesh`` builds a module's mesh: the mesh and its permission on the global, an ingress in each zone,
+  echo instances (and any other services), and callers; ``ProxyFactory`` makes the proxies it starts.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +32,7 @@ from typing import Any, Final
 from kmesh.dps import DP_CA_FILE
 from kmesh.testing import CpProcess, ProxyProcess, free_port
 
-from .support import TIMEOUT_S, Cluster
+from .support import TIMEOUT_S, ZONE_A, ZONE_B, Cluster, eventually
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 EXAMPLES: Final = ROOT / "examples"
@@ -40,6 +42,8 @@ SERVICE_DATAPLANE: Final = EXAMPLES / "multizone" / "service-dataplane.yaml"
 CALLER_DATAPLANE: Final = EXAMPLES / "multizone" / "caller-dataplane.yaml"
 ZONE_INGRESS: Final = EXAMPLES / "multizone" / "zoneingress.yaml"
 CALL_TIMEOUT_S: Final = 5.0
+CA_BACKEND: Final = "ca-1"  # the builtin CA of every module's mesh
+ECHO_INSTANCES: Final = {"echo-a-1": ZONE_A, "echo-b-1": ZONE_B, "echo-b-2": ZONE_B}  # name: zone
 
 
 # -- apps ---------------------------------------------------------------------------------------------------
@@ -387,6 +391,113 @@ class ProxyFactory:
         )
         self.t.sidecars[name] = proxy
         return proxy
+
+
+# -- a module's mesh ----------------------------------------------------------------------------------------
+
+
+def mesh_doc(mesh: str) -> dict[str, Any]:
+    """A Mesh with builtin mTLS (CA backend ``CA_BACKEND``) and locality awareness off."""
+    backend = CA_BACKEND
+    return {
+        "type": "Mesh",
+        "name": mesh,
+        "mtls": {"enabledBackend": backend, "backends": [{"name": backend, "type": "builtin"}]},
+        "routing": {"localityAwareLoadBalancing": False},
+    }
+
+
+def permission_doc(mesh: str, callers: Iterable[str]) -> dict[str, Any]:
+    """The MeshTrafficPermission ``callers`` of ``mesh``: the services ``callers`` allowed in."""
+    allow = [
+        {"targetRef": {"kind": "MeshService", "name": caller}, "default": {"action": "Allow"}}
+        for caller in callers
+    ]
+    return {
+        "type": "MeshTrafficPermission",
+        "mesh": mesh,
+        "name": "callers",
+        "spec": {"targetRef": {"kind": "Mesh"}, "from": allow},
+    }
+
+
+def locality_doc(mesh: str, name: str) -> dict[str, Any]:
+    """A MeshLoadBalancingStrategy ``name`` by which echo's callers prefer their own zone."""
+    return {
+        "type": "MeshLoadBalancingStrategy",
+        "mesh": mesh,
+        "name": name,
+        "spec": {
+            "targetRef": {"kind": "Mesh"},
+            "to": [
+                {
+                    "targetRef": {"kind": "MeshService", "name": "echo"},
+                    "default": {"localityAwareness": {"disabled": False}},
+                }
+            ],
+        },
+    }
+
+
+def wait_for_mesh(cluster: Cluster, mesh: str) -> None:
+    """Wait until both zones hold ``mesh``'s CA and its permission ``callers``."""
+    secret = f"/meshes/{mesh}/secrets/{mesh}.ca-builtin-cert-{CA_BACKEND}"
+
+    def in_zones() -> None:
+        for zone in (ZONE_A, ZONE_B):
+            api = cluster.api(zone)
+            assert api.get(secret)[0] == 200, f"the CA of {mesh} not yet in {zone}"
+            status, _ = api.get(f"/meshes/{mesh}/meshtrafficpermissions/callers")
+            assert status == 200, f"the permission not yet in {zone}"
+
+    eventually(in_zones, f"mesh {mesh}, its CA and its permission in both zones")
+
+
+@contextlib.contextmanager
+def echo_mesh(
+    cluster: Cluster,
+    root: Path,
+    mesh: str,
+    *,
+    allowed: Sequence[str],
+    callers: Sequence[tuple[str, str, str, str]],
+    ready: Callable[[Traffic], None],
+    more_services: Callable[[Traffic, ProxyFactory], list[ProxyProcess]] | None = None,
+) -> Iterator[Traffic]:
+    """A module's mesh on real processes, stopped on leaving: with the cluster healthy, ``mesh``
+    (``mesh_doc``) and its permission (``allowed`` in) put on the global and waited for in both zones;
+    the dataplane token in ``root``; an ingress in each zone; an echo app and its sidecar for each of
+    ``ECHO_INSTANCES``, started with what ``more_services`` makes; then the ``callers``
+    (``(zone, name, service, to)``: ``ProxyFactory.caller``); then ``ready`` (a wait for the routes).
+    When anything fails before the mesh is handed over, every proxy's last log lines are printed."""
+    cluster.ensure_healthy()
+    cluster.g.put_ok(f"/meshes/{mesh}", mesh_doc(mesh))
+    cluster.g.put_ok(f"/meshes/{mesh}/meshtrafficpermissions/callers", permission_doc(mesh, allowed))
+    wait_for_mesh(cluster, mesh)
+
+    token_file = root / "dataplane.token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(issue_dataplane_token(cluster, mesh))
+
+    t = Traffic(cluster=cluster, mesh=mesh, root=root, token_file=token_file)
+    make = ProxyFactory(t)
+    try:
+        start_all([make.ingress(ZONE_A), make.ingress(ZONE_B)])
+        services = []
+        for name, zone in ECHO_INSTANCES.items():
+            app = t.apps[name] = echo_app(name, zone, free_port(), root).start()
+            services.append(make.service(zone, name, "echo", app.port))
+        if more_services is not None:
+            services += more_services(t, make)
+        start_all(services)
+        start_all([make.caller(*caller) for caller in callers])
+        ready(t)
+        yield t
+    except BaseException:
+        print(t.diagnostics())
+        raise
+    finally:
+        t.close()
 
 
 # -- a steady stream of calls -------------------------------------------------------------------------------
