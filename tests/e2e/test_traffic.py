@@ -234,8 +234,7 @@ def test_the_ingress_holds_no_workload_key(traffic: Traffic) -> None:
 
 def test_curl_fetches_a_file_from_zone_b_through_a_sidecar(traffic: Traffic) -> None:
     curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("no curl binary on this machine")
+    assert curl is not None, "the curl binary is missing (.ci/run installs it: apt-get install curl)"
     url = f"http://127.0.0.1:{traffic.outbound_ports['browser']}/{WEB_FILE}"
     result = subprocess.run(
         [curl, "--silent", "--show-error", "--fail", "--noproxy", "*", "--max-time", "20", url],
