@@ -39,7 +39,8 @@ from typing import Any, Final, final
 
 import msgspec
 
-from kmesh._aio.dial import DialFailed, dial_tls, hang_up
+from kmesh._aio.dial import hang_up
+from kmesh._aio.reconnect import CODE_CONNECT_FAILED, Endpoint, Outcome, Reconnecting
 from kmesh._version import __version__
 from kmesh.dps._dial import csr_service, parse_dp_address
 from kmesh.dps._keys import Certificate, KeyBook
@@ -71,7 +72,6 @@ __all__ = [
 
 log = logging.getLogger("kmesh.dps.client")
 
-CODE_CONNECT_FAILED: Final = "connect_failed"
 CODE_GOING_AWAY: Final = CloseCode.GOING_AWAY
 ConfigApplier = Callable[[ProxyConfig], Awaitable[None] | None]
 CertificateListener = Callable[[Certificate], Awaitable[None] | None]
@@ -91,12 +91,16 @@ class ClientCounters:
 
 
 @final
-class DpClient:
+class DpClient(Reconnecting[DpConnection]):
     """Keeps a proxy connected to its zone control plane; see the module docstring.
 
     ``dataplane_doc`` is the proxy's resource document (a Dataplane, ZoneIngress or ZoneEgress in Kuma's
     Universal form). Raises ValueError for a bad address, proxy type or backoff.
     """
+
+    _log = log
+    _DISCONNECTED = "disconnected from the control plane"
+    _CANNOT_CONNECT = "cannot join the control plane"
 
     def __init__(
         self,
@@ -124,9 +128,15 @@ class DpClient:
         if proxy_type not in PROXY_TYPES:
             raise ValueError(f"proxy type {proxy_type!r} is not one of {', '.join(PROXY_TYPES)}")
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, stable_after_s)
-        self._host, self._port = parse_dp_address(address)
-        self._ssl = ssl_context
-        self._server_hostname = server_hostname if server_hostname is not None else self._host
+        host, port = parse_dp_address(address)
+        self._endpoint = Endpoint(
+            host=host,
+            port=port,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname if server_hostname is not None else host,
+            connect_timeout_s=connect_timeout_s,
+            peer="the control plane",
+        )
         self._doc = dict(dataplane_doc)
         self._proxy_type = proxy_type
         self._token = token
@@ -135,7 +145,6 @@ class DpClient:
         self._features = list(features)
         self._apply = apply_config
         self._on_certificate = on_certificate
-        self._connect_timeout = connect_timeout_s
         self._handshake_s = handshake_timeout_s
         self._max_frame = max_frame_bytes
         self._shutdown_s = shutdown_timeout_s
@@ -245,48 +254,18 @@ class DpClient:
 
     # -- connecting -------------------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._backoff.reset()
-        while not self._stopping:
-            started = loop.time()
-            code, reason, established = await self._connect_once()
-            if self._stop_requested():
-                return
-            if established:
-                self._backoff.reset_if_stable(loop.time() - started)
-            delay = self._backoff.next_delay()
-            self.last_error = f"{code}: {reason}"
-            if established:
-                self.last_disconnect = (code, reason)
-            log.warning(
-                "disconnected from the control plane" if established else "cannot join the control plane",
-                extra={
-                    "cp_address": f"{self._host}:{self._port}",
-                    "code": code,
-                    "reason": reason,
-                    "retry_in_s": round(delay, 3),
-                },
-            )
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+    def _log_fields(self) -> dict[str, object]:
+        return {"cp_address": self._endpoint.address}
 
-    async def _connect_once(self) -> tuple[str, str, bool]:
-        """One connection from dial to end; returns ``(code, reason, was_established)``."""
+    def _count_dial(self) -> None:
         self.counters.dials += 1
-        try:
-            conn = await dial_tls(
-                self._new_connection,
-                host=self._host,
-                port=self._port,
-                ssl_context=self._ssl,
-                server_hostname=self._server_hostname,
-                timeout_s=self._connect_timeout,
-                peer="the control plane",
-            )
-        except DialFailed as exc:
-            return CODE_CONNECT_FAILED, str(exc), False
+
+    def _record_end(self, code: str, reason: str, established: bool) -> None:
+        if established:
+            self.last_disconnect = (code, reason)
+
+    async def _session(self, conn: DpConnection) -> Outcome:
+        """One dialled connection until it ends, hanging up included."""
         self._conn = conn
         try:
             return await self._converse(conn)
@@ -327,7 +306,7 @@ class DpClient:
         log.info(
             "joined the control plane",
             extra={
-                "cp_address": f"{self._host}:{self._port}",
+                "cp_address": self._endpoint.address,
                 "zone": event.welcome.zone,
                 "mesh": event.welcome.mesh,
                 "dataplane": event.welcome.name,

@@ -22,13 +22,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import Final, final
+from typing import final
 
-from kmesh._aio.dial import DialFailed, dial_tls, hang_up
+from kmesh._aio.dial import hang_up
+from kmesh._aio.reconnect import CODE_CONNECT_FAILED, Endpoint, Outcome, Reconnecting
 from kmesh.kds._state import Role
 from kmesh.kds.events import ConnectionClosed, Rejected, Welcomed
 from kmesh.kds.messages import DEFAULT_MAX_UNACKED, CloseCode, Hello
@@ -43,8 +43,6 @@ __all__ = ["CODE_CONNECT_FAILED", "KdsZoneClient", "ZoneClientCounters"]
 
 log = logging.getLogger("kmesh.kds.zone")
 
-CODE_CONNECT_FAILED: Final = "connect_failed"
-
 
 @final
 @dataclass(slots=True)
@@ -58,8 +56,12 @@ class ZoneClientCounters:
 
 
 @final
-class KdsZoneClient:
+class KdsZoneClient(Reconnecting[KdsConnection]):
     """Keeps a zone connected to the global; see the module docstring."""
+
+    _log = log
+    _DISCONNECTED = "disconnected from the global control plane"
+    _CANNOT_CONNECT = "cannot connect to the global"
 
     def __init__(
         self,
@@ -88,14 +90,17 @@ class KdsZoneClient:
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, stable_after_s)
         self._store = store
         self._zone = zone
-        self._host = host
-        self._port = port
-        self._ssl = ssl_context
-        self._server_hostname = server_hostname
+        self._endpoint = Endpoint(
+            host=host,
+            port=port,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            connect_timeout_s=connect_timeout_s,
+            peer="the global",
+        )
         self._token = token
         self._instance_id = instance_id
         self._cp_version = cp_version
-        self._connect_timeout = connect_timeout_s
         self._handshake_s = handshake_timeout_s
         self._max_unacked = max_unacked
         self._max_frame = max_frame_bytes
@@ -149,50 +154,17 @@ class KdsZoneClient:
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._backoff.reset()
-        while not self._stopping:
-            started = loop.time()
-            code, reason, established = await self._connect_once()
-            if self._stop_requested():
-                return
-            if established:
-                self._backoff.reset_if_stable(loop.time() - started)
-            delay = self._backoff.next_delay()
-            self.counters.failures += 1
-            self.last_error = f"{code}: {reason}"
-            log.warning(
-                "disconnected from the global control plane"
-                if established
-                else "cannot connect to the global",
-                extra={
-                    "zone": self._zone,
-                    "global_address": f"{self._host}:{self._port}",
-                    "code": code,
-                    "reason": reason,
-                    "retry_in_s": round(delay, 3),
-                },
-            )
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+    def _log_fields(self) -> dict[str, object]:
+        return {"zone": self._zone, "global_address": self._endpoint.address}
 
-    async def _connect_once(self) -> tuple[str, str, bool]:
-        """One connection from dial to end; returns ``(code, reason, was_established)``."""
+    def _count_dial(self) -> None:
         self.counters.dials += 1
-        try:
-            conn = await dial_tls(
-                self._new_connection,
-                host=self._host,
-                port=self._port,
-                ssl_context=self._ssl,
-                server_hostname=self._server_hostname,
-                timeout_s=self._connect_timeout,
-                peer="the global",
-            )
-        except DialFailed as exc:
-            return CODE_CONNECT_FAILED, str(exc), False
+
+    def _record_end(self, code: str, reason: str, established: bool) -> None:
+        self.counters.failures += 1
+
+    async def _session(self, conn: KdsConnection) -> Outcome:
+        """One dialled connection until it ends, hanging up included."""
         self._conn = conn
         try:
             return await self._converse(conn)
@@ -228,7 +200,7 @@ class KdsZoneClient:
             "connected to the global control plane",
             extra={
                 "zone": self._zone,
-                "global_address": f"{self._host}:{self._port}",
+                "global_address": self._endpoint.address,
                 "global_instance_id": event.welcome.global_instance_id,
             },
         )
