@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -52,7 +53,7 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
-class Reconnecting(Generic[ConnT]):
+class Reconnecting(abc.ABC, Generic[ConnT]):
     """The reconnect loop of a client, as a base class; see the module rules.
 
     The subclass sets ``_endpoint``, ``_backoff``, ``_wakeup`` and ``last_error`` in its ``__init__``, names
@@ -68,27 +69,31 @@ class Reconnecting(Generic[ConnT]):
     _wakeup: asyncio.Event
     last_error: str | None
 
+    @abc.abstractmethod
     def _stop_requested(self) -> bool:
         """Whether the owner's stop was called; read after every await."""
-        raise NotImplementedError
+        ...
 
-    def _new_connection(self) -> ConnT:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _new_connection(self) -> ConnT: ...
 
+    @abc.abstractmethod
     async def _session(self, conn: ConnT) -> Outcome:
         """One dialled connection until it ends, hanging up included."""
-        raise NotImplementedError
+        ...
 
-    def _count_dial(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _count_dial(self) -> None: ...
 
+    @abc.abstractmethod
     def _record_end(self, code: str, reason: str, established: bool) -> None:
         """Record how a connection ended, beyond ``last_error``."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _log_fields(self) -> dict[str, object]:
         """The fields of the warning before ``code``, ``reason`` and ``retry_in_s``."""
-        raise NotImplementedError
+        ...
 
     async def _run(self) -> None:
         """Connect, and reconnect after each end, until a stop is requested."""

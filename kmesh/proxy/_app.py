@@ -14,7 +14,9 @@ Rules:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, final
 
 from kmesh.dps import DpClient
@@ -24,9 +26,20 @@ from kmesh.proxy._runtime import ProxyRuntime
 from kmesh.proxy._stats import ProxyStats
 from kmesh.wire.tls import client_context
 
-__all__ = ["ProxyApp"]
+__all__ = ["ProxyApp", "read_token_file"]
 
 log = logging.getLogger("kmesh.proxy")
+
+
+def read_token_file(path: str | os.PathLike[str], *, setting: str) -> str:
+    """The token in ``path``, stripped. Raises ConfigError naming ``setting`` and the file when it cannot
+    be read as UTF-8 text."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{setting} {os.fspath(path)}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{setting} {os.fspath(path)}: not UTF-8 text") from None
 
 
 @final

@@ -33,7 +33,7 @@ from typing import Any, final
 
 from kmesh.errors import ConfigError, KmeshError
 from kmesh.model import parse_resource
-from kmesh.proxy._app import ProxyApp
+from kmesh.proxy._app import ProxyApp, read_token_file
 from kmesh.proxy._authz import authorize
 from kmesh.proxy._dpfile import load_dataplane_file
 from kmesh.proxy._lb import Pick
@@ -96,10 +96,7 @@ class Sidecar:
         if token is not None and token_file is not None:
             raise ConfigError("give token or token_file, not both")
         if token_file is not None:
-            try:
-                token = open(token_file, encoding="utf-8").read().strip()  # noqa: SIM115 - read whole
-            except OSError as exc:
-                raise ConfigError(f"token file {token_file}: {exc.strerror or exc}") from None
+            token = read_token_file(token_file, setting="token file")
         self._doc = _document(dataplane, variables or {})
         self._ready_timeout_s = ready_timeout_s
         self._app = ProxyApp(

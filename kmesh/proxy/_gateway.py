@@ -31,7 +31,7 @@ from kmesh.proxy._relay import RelayHalf
 from kmesh.proxy._sniff import RawAcceptor, SniffTimeout, peek_client_hello
 from kmesh.proxy._stats import ProxyStats
 from kmesh.proxy._tls import MeshTls, NoCertificate, peer_identity
-from kmesh.proxy._upstream import Upstream, UpstreamUnavailable
+from kmesh.proxy._upstream import Upstream, UpstreamUnavailable, hash_key_of
 from kmesh.proxyconfig import ExternalRoute, LbConfig, ProxyConfig, SniRoute, cluster_name
 
 __all__ = ["DEFAULT_MAX_HELLO_BYTES", "DEFAULT_SNIFF_TIMEOUT_S", "SniGateway"]
@@ -46,16 +46,6 @@ _TLS_HANDSHAKE_TIMEOUT_S: Final = 10.0
 
 def _route_name(route: SniRoute) -> str:
     return f"{route.mesh}/{cluster_name(route.service, route.tags)}"
-
-
-def _ip_key(address: tuple[str, int] | Any) -> bytes | None:
-    if isinstance(address, tuple) and address:
-        host = str(address[0])
-        try:
-            return socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        except OSError:
-            return host.encode()
-    return None
 
 
 @final
@@ -193,7 +183,7 @@ class SniGateway:
     async def _pass_through(self, sock: socket.socket, address: tuple[str, int], upstream: Upstream) -> None:
         stats = self.listener_stats
         try:
-            upsock, pick = await upstream.dial_socket(hash_key=_ip_key(address))
+            upsock, pick = await upstream.dial_socket(hash_key=hash_key_of(address))
         except UpstreamUnavailable as exc:
             stats.upstream_failures += 1
             log.warning("passthrough failed", extra={"listener": self.name, "reason": str(exc)})

@@ -204,35 +204,27 @@ class ProxyRuntime:
         for cluster in config.clusters:
             mode: Mode = "mesh" if cluster.mtls else "plain"
             sni = None if cluster.external else sni_for(config.mesh, cluster.service, cluster.tags)
-            upstream = self.upstreams.get(cluster.name)
-            if upstream is None:
-                upstream = Upstream(
-                    cluster.name,
-                    cluster.endpoints,
-                    cluster.lb,
-                    self.stats.cluster(cluster.name),
-                    mode=mode,
-                    mesh=config.mesh,
-                    tls=self.tls,
-                    sni=sni,
-                    upstream_tls=cluster.upstream_tls,
-                    connect_timeout_s=cluster.timeout.connect_timeout_s,
-                    outlier=_outlier(cluster),
-                    idle_timeout_s=cluster.timeout.idle_timeout_s,
-                    max_connections=_max_connections(cluster),
-                )
-            else:
-                upstream.update(
-                    cluster.endpoints,
-                    cluster.lb,
-                    mode=mode,
-                    sni=sni,
-                    upstream_tls=cluster.upstream_tls,
-                    connect_timeout_s=cluster.timeout.connect_timeout_s,
-                    outlier=_outlier(cluster),
-                    idle_timeout_s=cluster.timeout.idle_timeout_s,
-                    max_connections=_max_connections(cluster),
-                )
+            upstream = self.upstreams.get(cluster.name) or Upstream(
+                cluster.name,
+                cluster.endpoints,
+                cluster.lb,
+                self.stats.cluster(cluster.name),
+                mode=mode,
+                mesh=config.mesh,
+                tls=self.tls,
+            )
+            # A new upstream takes its settings the same way a kept one does.
+            upstream.update(
+                cluster.endpoints,
+                cluster.lb,
+                mode=mode,
+                sni=sni,
+                upstream_tls=cluster.upstream_tls,
+                connect_timeout_s=cluster.timeout.connect_timeout_s,
+                outlier=_outlier(cluster),
+                idle_timeout_s=cluster.timeout.idle_timeout_s,
+                max_connections=_max_connections(cluster),
+            )
             fresh[cluster.name] = upstream
         self.upstreams = fresh
         self._reconcile_health_checks(config)

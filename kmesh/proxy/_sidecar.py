@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Coroutine
 from typing import Any, final
 
@@ -25,7 +24,7 @@ from kmesh.proxy._authz import authorize
 from kmesh.proxy._relay import RelayHalf
 from kmesh.proxy._stats import ListenerStats
 from kmesh.proxy._tls import MeshTls, peer_identity
-from kmesh.proxy._upstream import Upstream, UpstreamUnavailable
+from kmesh.proxy._upstream import Upstream, UpstreamUnavailable, hash_key_of
 from kmesh.proxyconfig import InboundConfig, OutboundConfig
 
 __all__ = ["InboundListener", "OutboundListener", "source_key"]
@@ -35,13 +34,7 @@ log = logging.getLogger("kmesh.proxy")
 
 def source_key(transport: asyncio.BaseTransport) -> bytes | None:
     """The hash key of a connection for ring-hash balancing: its source IP address."""
-    peer = transport.get_extra_info("peername")
-    if isinstance(peer, tuple) and peer:
-        try:
-            return socket.inet_pton(socket.AF_INET6 if ":" in peer[0] else socket.AF_INET, peer[0])
-        except OSError:
-            return str(peer[0]).encode()
-    return None
+    return hash_key_of(transport.get_extra_info("peername"))
 
 
 class _Listener:

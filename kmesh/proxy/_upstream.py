@@ -39,7 +39,7 @@ from kmesh.proxy._stats import ClusterStats
 from kmesh.proxy._tls import MeshTls, peer_identity
 from kmesh.proxyconfig import Endpoint, LbConfig, OutlierDetectionConfig, UpstreamTls
 
-__all__ = ["MAX_ATTEMPTS", "Mode", "Upstream", "UpstreamUnavailable", "external_context"]
+__all__ = ["MAX_ATTEMPTS", "Mode", "Upstream", "UpstreamUnavailable", "external_context", "hash_key_of"]
 
 MAX_ATTEMPTS: Final = 3
 P = TypeVar("P", bound=asyncio.BaseProtocol)
@@ -241,6 +241,17 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc) or type(exc).__name__
+
+
+def hash_key_of(address: object) -> bytes | None:
+    """The ring-hash key of a connection from ``address`` (a peername): its source IP as packed bytes."""
+    if isinstance(address, tuple) and address:
+        host = str(address[0])
+        try:
+            return socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        except OSError:
+            return host.encode()
+    return None
 
 
 def _literal_address(host: str, port: int) -> list[tuple[int, int, int, str, tuple[Any, ...]]] | None:

@@ -19,7 +19,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import uvloop
 
@@ -27,7 +26,7 @@ from kmesh._template import parse_var
 from kmesh._version import __version__
 from kmesh.errors import ConfigError, KmeshError
 from kmesh.log import setup_logging
-from kmesh.proxy._app import ProxyApp
+from kmesh.proxy._app import ProxyApp, read_token_file
 from kmesh.proxy._dpfile import load_dataplane_file
 
 __all__ = ["build_parser", "main"]
@@ -80,14 +79,7 @@ def _token(args: argparse.Namespace) -> str:
         return str(args.dataplane_token).strip()
     if args.dataplane_token_file is None:
         return ""
-    try:
-        return Path(args.dataplane_token_file).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"--dataplane-token-file {args.dataplane_token_file}: {exc.strerror or exc}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"--dataplane-token-file {args.dataplane_token_file}: not UTF-8 text") from None
+    return read_token_file(args.dataplane_token_file, setting="--dataplane-token-file")
 
 
 def build_app(args: argparse.Namespace) -> ProxyApp:
