@@ -3,8 +3,8 @@
 Rules (DESIGN.md, "Cross-zone routing"):
 - Python's ``ssl`` checks DNS names only, so every mesh context verifies the peer's chain against the
   mesh's trust bundle (``CERT_REQUIRED``) with ``check_hostname`` off, and the caller checks the SPIFFE
-  URI SAN itself with :func:`peer_identity` (``getpeercert(binary_form=True)`` parsed by
-  ``kmesh.pki.identity_of``). A peer whose certificate names no valid identity has none (empty list).
+  URI SAN itself with :func:`peer_identity` (the verified ``getpeercert()`` names, read by
+  ``kmesh.pki.spiffe_ids_from_peercert``). A peer whose certificate names no SPIFFE id has none.
 - Rotation without drops: a new certificate builds new contexts. Client connections made after it use
   the new one; established connections keep theirs. Listeners keep one *front* server context for their
   life (an asyncio server cannot change its context); its ``sni_callback`` switches every new handshake to
@@ -22,7 +22,7 @@ from typing import Any, final
 
 from kmesh.dps import Certificate
 from kmesh.errors import KmeshError
-from kmesh.pki import InvalidIdentity, identity_of
+from kmesh.pki import InvalidIdentity, identity_of, spiffe_ids_from_peercert
 from kmesh.wire.tls import client_context, server_context
 
 __all__ = ["MeshTls", "NoCertificate", "peer_identity"]
@@ -42,16 +42,14 @@ class _Contexts:
 
 def peer_identity(ssl_object: Any) -> list[str]:
     """The SPIFFE ids of the verified peer behind ``ssl_object`` (an ``SSLObject`` or ``SSLSocket``), or
-    an empty list when it presented no certificate or one without a valid mesh identity."""
+    an empty list when it presented no certificate or one without SPIFFE ids.
+
+    Read from ``getpeercert()``, the names OpenSSL already parsed during the handshake: no DER parse per
+    connection. That dict is empty unless the chain was verified, and every mesh context verifies it.
+    """
     if ssl_object is None:
         return []
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return []
-    try:
-        return list(identity_of(der).spiffe_ids)
-    except InvalidIdentity:
-        return []
+    return spiffe_ids_from_peercert(ssl_object.getpeercert())
 
 
 @final
